@@ -1,0 +1,1 @@
+"""RQ wiring: queues, the worker process, the clock, and thin job functions."""

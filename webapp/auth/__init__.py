@@ -1,0 +1,5 @@
+"""Login, users and roles."""
+
+from webapp.auth.routes import bp
+
+__all__ = ["bp"]

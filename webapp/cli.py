@@ -1,0 +1,118 @@
+"""Command-line interface (`flask --app wsgi …`): users, practices, keys, sandbox (SPEC §14)."""
+
+from __future__ import annotations
+
+import re
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+from sqlalchemy import select
+
+from webapp import crypto
+from webapp.audit import record
+from webapp.auth.users import UserError, create_user
+from webapp.extensions import db
+from webapp.models import Practice, XeroConnection
+
+users_cli = AppGroup("users", help="Manage users.")
+practices_cli = AppGroup("practices", help="Manage practices.")
+keys_cli = AppGroup("keys", help="Encryption keys for tokens at rest.")
+
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+@users_cli.command("create")
+@click.argument("email")
+@click.option("--role", type=click.Choice(["admin", "support"]), default="support", show_default=True)
+@click.option("--practice", "practice_slug", help="Limit the user to one practice (slug).")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+def users_create(email: str, role: str, practice_slug: str | None, password: str) -> None:
+    """Create a user who can log in."""
+    try:
+        user = create_user(email, password, role=role, practice_slug=practice_slug)
+    except UserError as exc:
+        db.session.rollback()
+        raise click.ClickException(str(exc)) from None
+    record("user.create", object_type="user", object_id=user.id, details={"email": user.email, "role": role})
+    db.session.commit()
+    click.echo(f"Created {role} {user.email} (id {user.id}).")
+
+
+def cliniko_shard(api_key: str) -> str:
+    """The shard in a Cliniko key's suffix (`…-au2` → au2; none → au1); raises on a malformed one."""
+    if "-" not in api_key:
+        return "au1"
+    suffix = api_key.rsplit("-", 1)[1]
+    if not re.fullmatch(r"\w{2}\d{1,2}", suffix):
+        raise click.ClickException(f"The API key's shard suffix {suffix!r} is not like 'au1'.")
+    return suffix
+
+
+@practices_cli.command("create")
+@click.option("--name", required=True)
+@click.option("--slug", required=True)
+@click.option("--cliniko-api-key", required=True)
+@click.option("--time-zone", default="Australia/Sydney", show_default=True)
+def practices_create(name: str, slug: str, cliniko_api_key: str, time_zone: str) -> None:
+    """Create a practice and print its id."""
+    if not SLUG_RE.match(slug):
+        raise click.ClickException("Slug must be lowercase letters, digits and dashes.")
+    if db.session.scalar(select(Practice).where(Practice.slug == slug)):
+        raise click.ClickException(f"A practice with slug {slug!r} already exists.")
+    practice = Practice(
+        name=name,
+        slug=slug,
+        cliniko_api_key_encrypted=crypto.encrypt(cliniko_api_key.strip()),
+        cliniko_shard=cliniko_shard(cliniko_api_key.strip()),
+        time_zone=time_zone,
+        settings={},
+        poll_cursors={},
+    )
+    db.session.add(practice)
+    db.session.flush()
+    record("practice.create", object_type="practice", object_id=practice.id, practice_id=practice.id)
+    db.session.commit()
+    click.echo(practice.id)
+
+
+@keys_cli.command("rotate")
+def keys_rotate() -> None:
+    """Re-encrypt every token and API key under the first key of TOKEN_ENCRYPTION_KEYS."""
+    count = 0
+    for practice in db.session.scalars(select(Practice)):
+        practice.cliniko_api_key_encrypted = crypto.rotate(practice.cliniko_api_key_encrypted)
+        count += 1
+    for conn in db.session.scalars(select(XeroConnection)):
+        conn.access_token_encrypted = crypto.rotate(conn.access_token_encrypted)
+        conn.refresh_token_encrypted = crypto.rotate(conn.refresh_token_encrypted)
+        count += 1
+    record("keys.rotate", details={"rows": count})
+    db.session.commit()
+    click.echo(f"Re-encrypted {count} rows under the first key.")
+
+
+def sandbox_group() -> click.Group:
+    """`sandbox xero|cliniko|seed`: the emulators' own commands (SPEC §14)."""
+    group = click.Group("sandbox", help="Run the Xero and Cliniko sandbox emulators.")
+    try:
+        from sandbox.xero.cli import xero_command
+
+        group.add_command(xero_command, "xero")
+    except ImportError:  # the emulators are optional in a slim deploy
+        pass
+    try:
+        from sandbox.cliniko.cli import cliniko_command, seed_command
+
+        group.add_command(cliniko_command, "cliniko")
+        group.add_command(seed_command, "seed")
+    except ImportError:
+        pass
+    return group
+
+
+def init_app(app: Flask) -> None:
+    """Attach the command groups."""
+    for group in (users_cli, practices_cli, keys_cli):
+        app.cli.add_command(group)
+    app.cli.add_command(sandbox_group())

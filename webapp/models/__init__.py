@@ -1,0 +1,40 @@
+"""Re-exports every model so `from webapp.models import X` works and Alembic sees all tables."""
+
+from webapp.models.audit import AuditEntry
+from webapp.models.backfills import BACKFILL_STATES, Backfill
+from webapp.models.base import Base, utcnow
+from webapp.models.contacts import Contact
+from webapp.models.jobs import ERROR_CATEGORIES, JOB_KINDS, JOB_STATUSES, SyncAttempt, SyncJob
+from webapp.models.practices import MAPPING_KINDS, Mapping, Practice
+from webapp.models.users import ROLES, User
+from webapp.models.xero import (
+    CONNECTION_STATUSES,
+    XeroAccount,
+    XeroConnection,
+    XeroTaxRate,
+    XeroTrackingOption,
+)
+
+__all__ = [
+    "BACKFILL_STATES",
+    "CONNECTION_STATUSES",
+    "ERROR_CATEGORIES",
+    "JOB_KINDS",
+    "JOB_STATUSES",
+    "MAPPING_KINDS",
+    "ROLES",
+    "AuditEntry",
+    "Backfill",
+    "Base",
+    "Contact",
+    "Mapping",
+    "Practice",
+    "SyncAttempt",
+    "SyncJob",
+    "User",
+    "XeroAccount",
+    "XeroConnection",
+    "XeroTaxRate",
+    "XeroTrackingOption",
+    "utcnow",
+]

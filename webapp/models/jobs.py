@@ -1,0 +1,105 @@
+"""The job table (`sync_jobs`) and its attempt history (`sync_attempts`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, Numeric, String, Text, UniqueConstraint, func, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from webapp.models.base import Base, TimestampMixin, utcnow
+
+JOB_KINDS = ("contact", "invoice", "payment", "void", "payment_delete")
+JOB_STATUSES = ("pending", "running", "synced", "failed", "retrying", "waiting", "skipped", "ignored")
+ERROR_CATEGORIES = ("transient", "validation", "mapping", "totals", "conflict", "auth")
+
+
+class SyncJob(TimestampMixin, Base):
+    """One thing to put into Xero (a contact, invoice, payment, void or payment removal).
+
+    `status` changes only through webapp.sync.states.
+    """
+
+    __tablename__ = "sync_jobs"
+    __table_args__ = (
+        UniqueConstraint("practice_id", "kind", "cliniko_id"),
+        CheckConstraint("status IN ('" + "','".join(JOB_STATUSES) + "')", name="status"),
+        CheckConstraint("kind IN ('" + "','".join(JOB_KINDS) + "')", name="kind"),
+        # Claiming due work per practice, oldest first.
+        Index("ix_sync_jobs_due", "practice_id", "status", "next_attempt_at"),
+        # The job list: newest first within a state, keyset by (updated_at, id).
+        Index("ix_sync_jobs_list", "status", text("updated_at DESC"), text("id DESC")),
+        Index("ix_sync_jobs_practice_list", "practice_id", "status", text("updated_at DESC"), text("id DESC")),
+        Index("ix_sync_jobs_category", "error_category", "status"),
+        Index("ix_sync_jobs_invoice_number", "invoice_number"),
+        Index("ix_sync_jobs_patient_name_lower", func.lower(text("patient_name"))),
+        Index("ix_sync_jobs_xero_id", "xero_id"),
+        Index("ix_sync_jobs_cliniko_id", "cliniko_id"),
+        Index("ix_sync_jobs_heartbeat", "status", "heartbeat_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    practice_id: Mapped[int] = mapped_column(ForeignKey("practices.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    cliniko_id: Mapped[str] = mapped_column(String(32))
+    invoice_number: Mapped[str | None] = mapped_column(String(64))
+    patient_name: Mapped[str | None] = mapped_column(String(255))
+    amount: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    # Why a row is skipped, ignored or waiting (people read this).
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=12)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(default=utcnow)
+    # Live work goes before backfill work (lower first).
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    backfill_id: Mapped[int | None] = mapped_column(ForeignKey("backfills.id", ondelete="SET NULL"))
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    suggested_fix: Mapped[str | None] = mapped_column(Text)
+    error_category: Mapped[str | None] = mapped_column(String(16))
+    # HTTP status, Xero ValidationErrors, Xero request id, raw response excerpt.
+    error_detail: Mapped[dict | None] = mapped_column(JSONB)
+    xero_id: Mapped[str | None] = mapped_column(String(64))
+    payload_hash: Mapped[str | None] = mapped_column(String(64))
+    source_updated_at: Mapped[datetime | None]
+    issue_date: Mapped[datetime | None]
+    rq_job_id: Mapped[str | None] = mapped_column(String(64))
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    heartbeat_at: Mapped[datetime | None]
+    synced_at: Mapped[datetime | None]
+
+    practice = relationship("Practice")
+    attempt_history = relationship(
+        "SyncAttempt", back_populates="job", order_by="SyncAttempt.started_at", cascade="all, delete-orphan"
+    )
+
+    def __repr__(self) -> str:
+        return f"<SyncJob {self.id} {self.kind} {self.cliniko_id} {self.status}>"
+
+
+class SyncAttempt(Base):
+    """One attempt at one job: when, what was sent, what Xero said."""
+
+    __tablename__ = "sync_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("sync_jobs.id", ondelete="CASCADE"), index=True)
+    batch_id: Mapped[str | None] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    outcome: Mapped[str] = mapped_column(String(16))
+    http_status: Mapped[int | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[int | None]
+    # The element of the request body for this job; purged after the retention period.
+    request_body: Mapped[dict | None] = mapped_column(JSONB)
+    response_body: Mapped[dict | None] = mapped_column(JSONB)
+    xero_request_id: Mapped[str | None] = mapped_column(String(64))
+    idempotency_key: Mapped[str | None] = mapped_column(String(128))
+
+    job = relationship("SyncJob", back_populates="attempt_history")
+
+
+Index("ix_sync_attempts_started_at", SyncAttempt.started_at)

@@ -1,0 +1,185 @@
+"""The job state machine: the one place where a sync job's `status` changes (SPEC §5).
+
+Views, jobs and the engine call these functions; none of them assigns `status` directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from datetime import datetime, timedelta
+
+from webapp.models import SyncJob, utcnow
+
+logger = logging.getLogger(__name__)
+
+# Which states each state may move to.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "pending": frozenset({"running", "waiting", "skipped", "ignored"}),
+    "running": frozenset({"synced", "failed", "retrying", "pending", "waiting", "skipped"}),
+    "retrying": frozenset({"running", "pending", "skipped", "ignored"}),
+    "waiting": frozenset({"pending", "skipped", "ignored"}),
+    "synced": frozenset({"pending"}),
+    "failed": frozenset({"pending", "skipped", "ignored"}),
+    "skipped": frozenset({"pending"}),
+    "ignored": frozenset({"pending"}),
+}
+
+PERMANENT_CATEGORIES = frozenset({"validation", "mapping", "totals", "conflict", "auth"})
+MAX_BACKOFF = timedelta(hours=6)
+
+
+class InvalidTransition(ValueError):
+    """A state change the machine does not allow (e.g. synced → failed)."""
+
+    def __init__(self, job: SyncJob, to: str):
+        super().__init__(f"Job {job.id} cannot go from {job.status} to {to}")
+        self.from_status = job.status
+        self.to_status = to
+
+
+def can_move(from_status: str, to_status: str) -> bool:
+    """True when the machine allows from_status → to_status."""
+    return to_status in TRANSITIONS.get(from_status, frozenset())
+
+
+def _move(job: SyncJob, to: str) -> None:
+    if not can_move(job.status, to):
+        raise InvalidTransition(job, to)
+    logger.debug("job %s: %s -> %s", job.id, job.status, to)
+    job.status = to
+
+
+def _clear_error(job: SyncJob) -> None:
+    job.failure_reason = None
+    job.suggested_fix = None
+    job.error_category = None
+    job.error_detail = None
+
+
+def claim(job: SyncJob, worker: str, now: datetime | None = None) -> None:
+    """A worker takes the row (pending or retrying → running) and counts an attempt."""
+    now = now or utcnow()
+    _move(job, "running")
+    job.claimed_by = worker
+    job.heartbeat_at = now
+    job.attempts += 1
+
+
+def mark_synced(job: SyncJob, xero_id: str | None, now: datetime | None = None) -> None:
+    """Xero accepted it (running → synced)."""
+    _move(job, "synced")
+    job.xero_id = xero_id or job.xero_id
+    job.synced_at = now or utcnow()
+    job.claimed_by = None
+    job.heartbeat_at = None
+    job.next_attempt_at = None
+    job.status_reason = None
+    _clear_error(job)
+
+
+def mark_failed(
+    job: SyncJob, category: str, reason: str, fix: str | None = None, detail: dict | None = None
+) -> None:
+    """A permanent error, or transient errors beyond max attempts (running → failed)."""
+    _move(job, "failed")
+    job.error_category = category
+    job.failure_reason = reason
+    job.suggested_fix = fix
+    job.error_detail = detail
+    job.claimed_by = None
+    job.heartbeat_at = None
+    job.next_attempt_at = None
+
+
+def backoff(attempt: int, rng: random.Random | None = None) -> timedelta:
+    """Delay before retry number `attempt`: min(attempt^4 + 15 s + jitter, 6 h)."""
+    rng = rng or random
+    seconds = attempt**4 + 15 + rng.uniform(0, 10 * (attempt + 1))
+    return min(timedelta(seconds=seconds), MAX_BACKOFF)
+
+
+def mark_error(
+    job: SyncJob,
+    category: str,
+    reason: str,
+    fix: str | None = None,
+    detail: dict | None = None,
+    retry_after: float | None = None,
+    now: datetime | None = None,
+) -> str:
+    """Record an error on a running job: transient → retrying (or failed past max attempts);
+    any other category → failed at once. Returns the new status."""
+    if category not in PERMANENT_CATEGORIES and job.attempts < job.max_attempts:
+        now = now or utcnow()
+        _move(job, "retrying")
+        delay = backoff(job.attempts)
+        if retry_after is not None:
+            delay = max(delay, timedelta(seconds=retry_after))
+        job.next_attempt_at = now + delay
+        job.error_category = category
+        job.failure_reason = reason
+        job.suggested_fix = fix
+        job.error_detail = detail
+        job.claimed_by = None
+        job.heartbeat_at = None
+        return "retrying"
+    if category not in PERMANENT_CATEGORIES:
+        reason = f"{reason} (gave up after {job.attempts} attempts)"
+    mark_failed(job, category, reason, fix, detail)
+    return "failed"
+
+
+def release(job: SyncJob, reason: str = "interrupted", now: datetime | None = None) -> None:
+    """Give a claimed row back (running → pending), e.g. on shutdown or by the reaper."""
+    _move(job, "pending")
+    job.claimed_by = None
+    job.heartbeat_at = None
+    job.next_attempt_at = now or utcnow()
+    job.status_reason = reason
+
+
+def requeue(job: SyncJob, now: datetime | None = None) -> None:
+    """A person or a fix sends it again: failed/ignored/skipped/retrying → pending, attempts kept."""
+    _move(job, "pending")
+    job.next_attempt_at = now or utcnow()
+    job.status_reason = None
+
+
+def resend(job: SyncJob, now: datetime | None = None) -> None:
+    """The source changed after sync (synced → pending) so Xero gets the update."""
+    _move(job, "pending")
+    job.next_attempt_at = now or utcnow()
+    job.attempts = 0
+    _clear_error(job)
+
+
+def wait(job: SyncJob, reason: str) -> None:
+    """The row depends on another that is not in Xero yet (pending/running → waiting)."""
+    _move(job, "waiting")
+    job.status_reason = reason
+    job.claimed_by = None
+    job.heartbeat_at = None
+
+
+def release_waiting(job: SyncJob, now: datetime | None = None) -> None:
+    """What it waited for is done (waiting → pending)."""
+    _move(job, "pending")
+    job.next_attempt_at = now or utcnow()
+    job.status_reason = None
+
+
+def skip(job: SyncJob, reason: str) -> None:
+    """A filter excludes it; the reason is kept."""
+    _move(job, "skipped")
+    job.status_reason = reason
+    job.claimed_by = None
+    job.heartbeat_at = None
+
+
+def ignore(job: SyncJob, reason: str) -> None:
+    """A person chose to ignore it; a reason is required."""
+    if not reason or not reason.strip():
+        raise ValueError("A reason is required to ignore a job.")
+    _move(job, "ignored")
+    job.status_reason = reason.strip()
