@@ -1,0 +1,37 @@
+# The two commands: `make demo` and `make test` (SPEC §4). Everything else supports them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint browser services-down clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11+ is required"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { \
+	  echo "python3 -m venv failed; installing python3-venv"; apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements-dev.txt
+	@touch $(STAMP)
+
+## make demo: services, migrations, sandboxes, an admin login, then web + worker + clock. Ctrl-C stops all.
+demo: $(STAMP)
+	@scripts/demo.sh
+
+## make test: the same setup, then the whole suite, browser tests included.
+test: $(STAMP) browser
+	@scripts/test.sh $(PYTEST_ARGS)
+
+## Chromium for the browser tests (Debian's package; Playwright's own download does not work here).
+browser:
+	@scripts/browser.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+services-down:
+	@scripts/services.sh down
+
+clean: services-down
+	rm -rf .run $(VENV) .pytest_cache
