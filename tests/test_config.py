@@ -38,7 +38,9 @@ def test_postgres_scheme_is_accepted():
     assert normalise_database_url("postgresql://a/b") == "postgresql+psycopg://a/b"
 
 
-@pytest.mark.parametrize("name", ["DATABASE_URL", "REDIS_URL", "SECRET_KEY", "TOKEN_ENCRYPTION_KEYS", "CLINIKO_USER_AGENT"])
+@pytest.mark.parametrize(
+    "name", ["DATABASE_URL", "REDIS_URL", "SECRET_KEY", "TOKEN_ENCRYPTION_KEYS", "CLINIKO_USER_AGENT"]
+)
 def test_missing_required_variable_names_it(name):
     env = {k: v for k, v in BASE.items() if k != name}
     with pytest.raises(ConfigError, match=name):

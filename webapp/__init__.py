@@ -59,10 +59,11 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """Auth, health and the admin screens."""
-    from webapp import admin, auth, health
+    from webapp import admin, auth, health, xero
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(xero.bp)
     admin.init_app(app)
 
 

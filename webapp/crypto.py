@@ -14,8 +14,10 @@ def build(keys: str) -> MultiFernet:
     """A MultiFernet from a comma-separated key list."""
     parts = [k.strip() for k in (keys or "").split(",") if k.strip()]
     if not parts:
-        raise KeyConfigError("TOKEN_ENCRYPTION_KEYS is empty; generate one with "
-                             "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'")
+        raise KeyConfigError(
+            "TOKEN_ENCRYPTION_KEYS is empty; generate one with python -c "
+            "'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+        )
     try:
         return MultiFernet([Fernet(p.encode()) for p in parts])
     except ValueError:

@@ -4,6 +4,7 @@ from flask_admin import Admin
 from flask_admin.theme import Bootstrap4Theme
 
 from webapp.admin.dashboard import DashboardView
+from webapp.admin.practices import PracticesView
 from webapp.admin.users import UserListView
 from webapp.extensions import db
 from webapp.models import User
@@ -18,5 +19,6 @@ def init_app(app) -> Admin:
         index_view=DashboardView(name="Dashboard", url="/", endpoint="admin"),
         theme=Bootstrap4Theme(swatch="default", fluid=True),
     )
+    admin.add_view(PracticesView(name="Practices", endpoint="practices", url="/practices"))
     admin.add_view(UserListView(User, db, name="Users", endpoint="users", url="/users"))
     return admin

@@ -1,0 +1,43 @@
+"""Practices: the list in scope, and one practice's connections."""
+
+from __future__ import annotations
+
+from flask_admin import BaseView, expose
+from sqlalchemy import func, select
+
+from webapp.access import practice_in_scope
+from webapp.admin.access import SecuredView
+from webapp.admin.dashboard import practices_in_scope
+from webapp.extensions import db
+from webapp.models import XeroAccount, XeroConnection, XeroTaxRate, XeroTrackingOption
+
+
+def reference_counts(connection_ids: list[int]) -> dict[int, dict[str, int]]:
+    """{connection_id: {accounts, tax_rates, tracking_options}} in three grouped queries."""
+    counts = {cid: {"accounts": 0, "tax_rates": 0, "tracking_options": 0} for cid in connection_ids}
+    for name, model in (("accounts", XeroAccount), ("tax_rates", XeroTaxRate),
+                        ("tracking_options", XeroTrackingOption)):
+        rows = db.session.execute(
+            select(model.connection_id, func.count()).where(model.connection_id.in_(connection_ids))
+            .group_by(model.connection_id)
+        )
+        for cid, count in rows:
+            counts[cid][name] = count
+    return counts
+
+
+class PracticesView(SecuredView, BaseView):
+    """Practices in the user's scope with their Cliniko and Xero connection state."""
+
+    @expose("/")
+    def index(self):
+        return self.render("admin/practices.html", practices=practices_in_scope())
+
+    @expose("/<int:practice_id>/")
+    def detail(self, practice_id: int):
+        practice = practice_in_scope(practice_id)
+        connections = db.session.scalars(
+            select(XeroConnection).where(XeroConnection.practice_id == practice.id).order_by(XeroConnection.id)
+        ).all()
+        counts = reference_counts([c.id for c in connections])
+        return self.render("admin/practice.html", practice=practice, connections=connections, counts=counts)
