@@ -195,3 +195,7 @@ class CsrfClient:
 def web(client):
     """A CsrfClient around the test client."""
     return CsrfClient(client)
+
+
+# Sandbox Xero fixtures for any test package.
+from tests.support.xero import xero_app, xero_sandbox  # noqa: E402, F401

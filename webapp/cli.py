@@ -9,9 +9,11 @@ from flask import Flask
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from webapp import crypto
+from webapp import crypto, practices
 from webapp.audit import record
 from webapp.auth.users import UserError, create_user
+from webapp.clients.cliniko import shard_from_api_key
+from webapp.clients.errors import InvalidApiKeyError
 from webapp.extensions import db
 from webapp.models import Practice, XeroConnection
 
@@ -39,16 +41,6 @@ def users_create(email: str, role: str, practice_slug: str | None, password: str
     click.echo(f"Created {role} {user.email} (id {user.id}).")
 
 
-def cliniko_shard(api_key: str) -> str:
-    """The shard in a Cliniko key's suffix (`…-au2` → au2; none → au1); raises on a malformed one."""
-    if "-" not in api_key:
-        return "au1"
-    suffix = api_key.rsplit("-", 1)[1]
-    if not re.fullmatch(r"\w{2}\d{1,2}", suffix):
-        raise click.ClickException(f"The API key's shard suffix {suffix!r} is not like 'au1'.")
-    return suffix
-
-
 @practices_cli.command("create")
 @click.option("--name", required=True)
 @click.option("--slug", required=True)
@@ -60,11 +52,15 @@ def practices_create(name: str, slug: str, cliniko_api_key: str, time_zone: str)
         raise click.ClickException("Slug must be lowercase letters, digits and dashes.")
     if db.session.scalar(select(Practice).where(Practice.slug == slug)):
         raise click.ClickException(f"A practice with slug {slug!r} already exists.")
+    try:
+        shard = shard_from_api_key(cliniko_api_key)
+    except InvalidApiKeyError as exc:
+        raise click.ClickException(exc.message) from None
     practice = Practice(
         name=name,
         slug=slug,
         cliniko_api_key_encrypted=crypto.encrypt(cliniko_api_key.strip()),
-        cliniko_shard=cliniko_shard(cliniko_api_key.strip()),
+        cliniko_shard=shard,
         time_zone=time_zone,
         settings={},
         poll_cursors={},
@@ -74,6 +70,39 @@ def practices_create(name: str, slug: str, cliniko_api_key: str, time_zone: str)
     record("practice.create", object_type="practice", object_id=practice.id, practice_id=practice.id)
     db.session.commit()
     click.echo(practice.id)
+
+
+@practices_cli.command("set-defaults")
+@click.argument("slug")
+@click.option("--sales-account", required=True, help="Xero account code for sales (e.g. 200).")
+@click.option("--payment-account", required=True, help="Xero bank or payments-enabled account code.")
+@click.option("--rounding-account", help="Xero account code for rounding lines.")
+@click.option("--tax-exempt", help="Xero tax type for unmapped Cliniko taxes (e.g. EXEMPTOUTPUT).")
+def practices_set_defaults(slug, sales_account, payment_account, rounding_account, tax_exempt) -> None:
+    """Choose the default accounts (checked against the organisation's lists)."""
+    try:
+        practice = practices.find(slug)
+        chosen = practices.set_defaults(practice, None, sales_account=sales_account, payment_account=payment_account,
+                                        rounding_account=rounding_account, tax_exempt=tax_exempt)
+    except practices.PracticeError as exc:
+        db.session.rollback()
+        raise click.ClickException(str(exc)) from None
+    db.session.commit()
+    click.echo("Defaults saved: " + ", ".join(f"{k}={v}" for k, v in chosen.items() if v))
+
+
+@practices_cli.command("enable")
+@click.argument("slug")
+def practices_enable(slug: str) -> None:
+    """Turn sync on for a practice (needs a Xero connection and default accounts)."""
+    try:
+        practice = practices.find(slug)
+        practices.enable(practice, None)
+    except practices.PracticeError as exc:
+        db.session.rollback()
+        raise click.ClickException(str(exc)) from None
+    db.session.commit()
+    click.echo(f"Sync enabled for {practice.name}.")
 
 
 @keys_cli.command("rotate")

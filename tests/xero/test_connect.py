@@ -4,7 +4,7 @@ import requests
 from sqlalchemy import select
 
 from sandbox.xero.fixtures import SECOND_ORG_NAME as SECOND_ORG
-from tests.xero.conftest import callback_path, consent_at_sandbox, query
+from tests.support.xero import callback_path, consent_at_sandbox, query
 from webapp import crypto
 from webapp.extensions import db
 from webapp.models import AuditEntry, XeroAccount, XeroConnection, XeroTaxRate, XeroTrackingOption

@@ -1,4 +1,4 @@
-"""Fixtures: sandbox Xero over real HTTP and an app configured to connect to it."""
+"""Sandbox Xero fixtures and helpers that walk its consent pages over HTTP."""
 
 from __future__ import annotations
 
