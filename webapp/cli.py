@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 import click
 from flask import Flask
 from flask.cli import AppGroup
@@ -20,8 +18,6 @@ from webapp.models import Practice, XeroConnection
 users_cli = AppGroup("users", help="Manage users.")
 practices_cli = AppGroup("practices", help="Manage practices.")
 keys_cli = AppGroup("keys", help="Encryption keys for tokens at rest.")
-
-SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
 @users_cli.command("create")
@@ -48,7 +44,7 @@ def users_create(email: str, role: str, practice_slug: str | None, password: str
 @click.option("--time-zone", default="Australia/Sydney", show_default=True)
 def practices_create(name: str, slug: str, cliniko_api_key: str, time_zone: str) -> None:
     """Create a practice and print its id."""
-    if not SLUG_RE.match(slug):
+    if not practices.SLUG_RE.match(slug):
         raise click.ClickException("Slug must be lowercase letters, digits and dashes.")
     if db.session.scalar(select(Practice).where(Practice.slug == slug)):
         raise click.ClickException(f"A practice with slug {slug!r} already exists.")

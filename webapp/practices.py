@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from flask import current_app
 from sqlalchemy import select
@@ -16,6 +17,8 @@ from webapp.models import Practice, User, XeroAccount, XeroConnection, XeroTaxRa
 from webapp.redis_conn import redis_client
 
 logger = logging.getLogger(__name__)
+
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
 class PracticeError(ValueError):

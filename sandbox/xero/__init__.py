@@ -1,0 +1,1 @@
+"""Sandbox Xero: a standalone Flask emulator of Xero's identity and Accounting APIs."""
