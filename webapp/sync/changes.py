@@ -1,0 +1,287 @@
+"""Change detection: one `invoice` row per Cliniko invoice, its contact, and the follow-up rows
+(payment, payment_delete, void) that its status calls for (SPEC §7)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+
+from webapp.extensions import db
+from webapp.models import SyncJob, utcnow
+from webapp.sync import plans, states
+from webapp.sync.context import PracticeContext
+from webapp.sync.mapping_common import sha256_of
+from webapp.sync.mapping_contacts import patient_name
+from webapp.sync.snapshot import from_json, to_json
+
+logger = logging.getLogger(__name__)
+
+PAID, OPEN, CLOSED, OPEN_CREDIT = 20, 10, 30, 40
+NAME_FIELDS = ("id", "title", "first_name", "last_name", "preferred_first_name", "updated_at")
+EMAIL_FIELDS = ("email",)
+FULL_FIELDS = ("patient_phone_numbers", "address_1", "address_2", "address_3", "city", "state", "post_code",
+               "country")
+UNSETTLED = ("pending", "retrying", "waiting", "failed")
+
+
+@dataclass
+class Counts:
+    """What one batch of discovered invoices changed."""
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    followups: int = 0
+
+    def add(self, other: Counts) -> None:
+        for name in ("created", "updated", "unchanged", "followups"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+def minimal_patient(patient: dict | None, contact_details: str) -> dict | None:
+    """Only the patient fields the chosen contact details need (data minimisation)."""
+    if not patient:
+        return None
+    keep = NAME_FIELDS + (EMAIL_FIELDS if contact_details in ("email", "full") else ()) + (
+        FULL_FIELDS if contact_details == "full" else ())
+    return {k: patient.get(k) for k in keep if k in patient}
+
+
+def _status(invoice: dict) -> int | None:
+    try:
+        return int(invoice.get("status"))
+    except (TypeError, ValueError):
+        return None
+
+
+def _rows(practice_id: int, kind: str, cliniko_ids: list[str]) -> dict[str, SyncJob]:
+    if not cliniko_ids:
+        return {}
+    rows = db.session.scalars(select(SyncJob).where(
+        SyncJob.practice_id == practice_id, SyncJob.kind == kind, SyncJob.cliniko_id.in_(cliniko_ids)))
+    return {r.cliniko_id: r for r in rows}
+
+
+def _ensure_rows(practice_id: int, kind: str, values: list[dict]) -> dict[str, SyncJob]:
+    """Insert missing rows (ON CONFLICT DO NOTHING, so concurrent discovery is safe); return all by id."""
+    if values:
+        db.session.execute(insert(SyncJob).values(values).on_conflict_do_nothing(
+            index_elements=["practice_id", "kind", "cliniko_id"]))
+    return _rows(practice_id, kind, [v["cliniko_id"] for v in values])
+
+
+def _new(practice_id: int, kind: str, cliniko_id: str, **fields) -> dict:
+    now = utcnow()
+    base = {"practice_id": practice_id, "kind": kind, "cliniko_id": cliniko_id, "status": "pending",
+            "attempts": 0, "max_attempts": 12, "next_attempt_at": now, "priority": 0, "reconcile": False,
+            "created_at": now, "updated_at": now}
+    base.update(fields)
+    return base
+
+
+def upsert_contacts(ctx: PracticeContext, patients: dict[str, dict | None], patient_ids: list[str],
+                    priority: int = 0) -> None:
+    """A contact row per patient; a changed contact that is already in Xero is sent again."""
+    ids = sorted({p for p in patient_ids if p})
+    rows = _ensure_rows(ctx.practice_id, "contact", [
+        _new(ctx.practice_id, "contact", pid, priority=priority, status="pending") for pid in ids])
+    for pid in ids:
+        row = rows[pid]
+        patient = minimal_patient(patients.get(pid), ctx.settings.contact_details)
+        if patient is None and row.source:
+            continue  # the patient was not readable now (deleted); keep what we had
+        source = {"patient": to_json(patient or {"id": pid})}
+        built = plans.contact(ctx, source)
+        row.patient_name = (built.payload or {}).get("Name") or row.patient_name
+        row.source = source
+        row.payload_hash = built.hash
+        if row.status == "synced" and row.sent_hash and row.payload_hash != row.sent_hash:
+            states.resend(row)
+
+
+def _invoice_fields(ctx: PracticeContext, invoice: dict, patient: dict | None) -> dict:
+    number = invoice.get("number")
+    return {
+        "invoice_number": f"{ctx.settings.invoice_number_prefix}{number}" if number is not None else None,
+        "patient_name": (patient_name(patient)[0] if patient else None) or None,
+        "amount": invoice.get("total_amount"),
+        "issue_date": _midnight(invoice.get("issue_date")),
+        "source_updated_at": invoice.get("updated_at"),
+        "parent_cliniko_id": invoice.get("patient_id"),
+    }
+
+
+def _midnight(value):
+    from datetime import UTC, date, datetime, time
+
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return datetime.combine(value, time(), UTC)
+    return value
+
+
+def upsert_invoices(ctx: PracticeContext, invoices: list[dict], items_by_invoice: dict[str, list[dict]],
+                    patients: dict[str, dict | None], priority: int = 0, backfill_id: int | None = None) -> Counts:
+    """Create or update the invoice rows of discovered invoices and their follow-ups. Caller commits."""
+    counts = Counts()
+    patient_ids = [i.get("patient_id") for i in invoices if not (i.get("deleted_at") or i.get("archived_at"))]
+    upsert_contacts(ctx, patients, patient_ids, priority=priority)
+    ids = [str(i["id"]) for i in invoices]
+    existing = _rows(ctx.practice_id, "invoice", ids)
+    new_values = [
+        _new(ctx.practice_id, "invoice", str(i["id"]), priority=priority, backfill_id=backfill_id)
+        for i in invoices if str(i["id"]) not in existing
+    ]
+    rows = _ensure_rows(ctx.practice_id, "invoice", new_values) | existing
+    for invoice in invoices:
+        row = rows[str(invoice["id"])]
+        patient = patients.get(str(invoice.get("patient_id")))
+        source = {
+            "invoice": to_json(invoice),
+            "items": to_json(items_by_invoice.get(str(invoice["id"]), [])),
+            "patient": to_json(minimal_patient(patient, "name")),
+        }
+        built = plans.invoice(ctx, source)
+        new_hash = built.hash or sha256_of(source)
+        is_new = row.source is None
+        for name, value in _invoice_fields(ctx, invoice, patient).items():
+            setattr(row, name, value)
+        changed = row.payload_hash != new_hash
+        row.source = source
+        row.payload_hash = new_hash
+        if is_new:
+            counts.created += 1
+        elif changed:
+            counts.updated += 1
+        else:
+            counts.unchanged += 1
+        if changed or is_new:
+            _on_invoice_change(row, built)
+        counts.followups += apply_followups(ctx, row)
+    return counts
+
+
+def _on_invoice_change(row: SyncJob, built: plans.Built) -> None:
+    if built.skip:
+        if row.status in UNSETTLED:
+            states.skip(row, built.skip)
+        return
+    if row.status == "skipped" and row.xero_id is None:
+        states.requeue(row)  # a filter no longer excludes it
+    elif row.status == "synced" and row.sent_hash != row.payload_hash:
+        states.resend(row)  # edited after sync: update Xero
+    elif row.status in ("failed", "ignored"):
+        pass  # a person decides; a fix re-queues through requeue.py
+    elif row.status == "retrying":
+        row.next_attempt_at = min(row.next_attempt_at or utcnow(), utcnow())
+
+
+def _deleted_reason(ctx: PracticeContext, invoice: dict) -> str | None:
+    if invoice.get("deleted_at"):
+        return "Deleted in Cliniko"
+    if invoice.get("archived_at"):
+        return "Archived in Cliniko"
+    if _status(invoice) == CLOSED and ctx.settings.closed_policy == "void":
+        return "Closed in Cliniko (practice setting: void closed invoices)"
+    return None
+
+
+def apply_followups(ctx: PracticeContext, invoice_row: SyncJob) -> int:
+    """Create or move the payment / payment_delete / void rows the invoice's state calls for."""
+    invoice = from_json((invoice_row.source or {}).get("invoice")) or {}
+    siblings = {r.kind: r for r in db.session.scalars(select(SyncJob).where(
+        SyncJob.practice_id == invoice_row.practice_id, SyncJob.cliniko_id == invoice_row.cliniko_id,
+        SyncJob.kind.in_(("payment", "payment_delete", "void"))))}
+    pay, undo, void = siblings.get("payment"), siblings.get("payment_delete"), siblings.get("void")
+    made = 0
+    gone = _deleted_reason(ctx, invoice)
+    in_xero = invoice_row.xero_id is not None and invoice_row.status in ("synced", "pending", "retrying", "failed")
+    payment_live = pay is not None and pay.status == "synced" and not (
+        undo is not None and undo.status == "synced" and (undo.source or {}).get("payment_id") == pay.xero_id)
+
+    if gone:
+        if invoice_row.xero_id is None:
+            if invoice_row.status in UNSETTLED:
+                states.skip(invoice_row, f"{gone} before it was sent to Xero")
+            if pay is not None and pay.status in UNSETTLED:
+                states.skip(pay, f"{gone} before the payment was sent to Xero")
+            return made
+        if pay is not None and pay.status in UNSETTLED:
+            states.skip(pay, f"{gone}; the payment was not sent")
+        if payment_live:
+            made += _ensure_payment_delete(invoice_row, pay, undo, f"{gone}: remove our payment before voiding")
+        if void is None:
+            value = _new(invoice_row.practice_id, "void", invoice_row.cliniko_id, status="pending",
+                         invoice_number=invoice_row.invoice_number, patient_name=invoice_row.patient_name,
+                         amount=invoice_row.amount, parent_cliniko_id=invoice_row.cliniko_id,
+                         priority=invoice_row.priority, status_reason=gone)
+            void = _ensure_rows(invoice_row.practice_id, "void", [value])[invoice_row.cliniko_id]
+            made += 1
+        elif void.status in ("skipped",):
+            states.requeue(void)
+        if payment_live and void.status == "pending":
+            states.wait(void, "Waiting for our payment to be removed from the Xero invoice")
+        return made
+
+    if void is not None and void.status in ("pending", "waiting", "retrying", "failed"):
+        states.skip(void, "Restored in Cliniko before it was voided")
+
+    paid = _status(invoice) == PAID
+    if paid:
+        if pay is None:
+            value = _new(invoice_row.practice_id, "payment", invoice_row.cliniko_id,
+                         invoice_number=invoice_row.invoice_number, patient_name=invoice_row.patient_name,
+                         amount=invoice.get("total_amount") or Decimal("0"),
+                         parent_cliniko_id=invoice_row.cliniko_id, priority=invoice_row.priority,
+                         backfill_id=invoice_row.backfill_id, issue_date=invoice_row.issue_date)
+            pay = _ensure_rows(invoice_row.practice_id, "payment", [value])[invoice_row.cliniko_id]
+            made += 1
+        elif pay.status == "skipped" or (pay.status == "synced" and not payment_live):
+            # Paid again after a reopen (or after we removed it): a new payment is needed.
+            pay.reconcile = True
+            (states.requeue if pay.status == "skipped" else states.resend)(pay)
+        if undo is not None and undo.status in ("pending", "waiting", "retrying", "failed"):
+            states.skip(undo, "Paid again in Cliniko before the payment was removed")
+        pay.amount = invoice.get("total_amount") or pay.amount
+        pay.source = {"invoice": (invoice_row.source or {}).get("invoice")}
+        if pay.status == "pending" and not in_xero:
+            states.wait(pay, "Waiting for the invoice to be in Xero")
+        elif pay.status == "waiting" and in_xero and invoice_row.status == "synced":
+            states.release_waiting(pay)
+    elif pay is not None:
+        if pay.status in UNSETTLED:
+            states.skip(pay, "Reopened in Cliniko before the payment was sent")
+        elif payment_live:
+            made += _ensure_payment_delete(invoice_row, pay, undo, "Reopened in Cliniko: payment removed")
+    return made
+
+
+def _ensure_payment_delete(invoice_row: SyncJob, pay: SyncJob, undo: SyncJob | None, reason: str) -> int:
+    if undo is None:
+        value = _new(invoice_row.practice_id, "payment_delete", invoice_row.cliniko_id,
+                     invoice_number=invoice_row.invoice_number, patient_name=invoice_row.patient_name,
+                     amount=pay.amount, parent_cliniko_id=invoice_row.cliniko_id, priority=invoice_row.priority,
+                     source={"payment_id": pay.xero_id}, status_reason=reason)
+        _ensure_rows(invoice_row.practice_id, "payment_delete", [value])
+        return 1
+    if undo.status in ("synced", "skipped") and (undo.source or {}).get("payment_id") != pay.xero_id:
+        undo.source = {"payment_id": pay.xero_id}
+        (states.resend if undo.status == "synced" else states.requeue)(undo)
+        undo.status_reason = reason
+        return 1
+    return 0
+
+
+def release_waiting_invoices(practice_id: int, patient_id: str) -> int:
+    """A contact reached Xero: its invoices that waited for it become pending."""
+    rows = db.session.scalars(select(SyncJob).where(
+        SyncJob.practice_id == practice_id, SyncJob.kind == "invoice", SyncJob.status == "waiting",
+        SyncJob.parent_cliniko_id == patient_id))
+    count = 0
+    for row in rows:
+        states.release_waiting(row)
+        count += 1
+    return count

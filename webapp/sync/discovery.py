@@ -1,0 +1,109 @@
+"""Discovery: read invoices changed in Cliniko since the cursor, in pages, and record them (SPEC §7).
+
+Each page of up to 100 invoices costs about three Cliniko calls (the page, its items, its patients).
+The cursor moves only after a page's rows are committed; the query is `updated_at >= cursor`, so
+invoices sharing the cursor's timestamp are read again (harmless: unchanged rows are not resent).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, date, datetime, time
+
+from webapp.clients.cliniko import ClinikoClient
+from webapp.clients.errors import ClientError
+from webapp.extensions import db
+from webapp.models import Practice, utcnow
+from webapp.sync import catalogue
+from webapp.sync.changes import Counts, upsert_invoices
+from webapp.sync.context import PracticeContext, load
+
+logger = logging.getLogger(__name__)
+
+PAGE = 100
+CURSOR = "invoices"
+
+
+def _pages(records: Iterable[dict], size: int = PAGE) -> Iterator[list[dict]]:
+    page: list[dict] = []
+    for record in records:
+        page.append(record)
+        if len(page) == size:
+            yield page
+            page = []
+    if page:
+        yield page
+
+
+def _ids(records: Iterable[dict], key: str) -> list[str]:
+    return sorted({str(r[key]) for r in records if r.get(key)})
+
+
+def record_page(ctx: PracticeContext, client: ClinikoClient, invoices: list[dict], *, priority: int = 0,
+                backfill_id: int | None = None) -> Counts:
+    """Read the page's items and patients in bulk and upsert its rows (caller commits)."""
+    ids = [str(i["id"]) for i in invoices]
+    items: dict[str, list[dict]] = defaultdict(list)
+    for item in client.invoice_items(ids):
+        items[str(item.get("invoice_id"))].append(item)
+    patients = {str(p["id"]): p for p in client.patients(_ids(invoices, "patient_id"))}
+    missing = {i for i in _ids(invoices, "business_id") if i not in ctx.businesses} | {
+        i for i in _ids(invoices, "practitioner_id") if i not in ctx.practitioners}
+    if missing:
+        # A business or practitioner we have not cached yet: refresh the catalogue once.
+        catalogue.refresh(ctx.practice, client)
+        fresh = load(ctx.practice)
+        ctx.businesses, ctx.practitioners = fresh.businesses, fresh.practitioners
+    return upsert_invoices(ctx, invoices, items, patients, priority=priority, backfill_id=backfill_id)
+
+
+def default_cursor(practice: Practice) -> datetime:
+    """Where a practice's first poll starts: its sync-from date, else now (history is a backfill)."""
+    sync_from = (practice.settings or {}).get("sync_from")
+    if sync_from:
+        return datetime.combine(date.fromisoformat(str(sync_from)), time(), UTC)
+    return utcnow()
+
+
+def poll(practice_id: int, client_factory: Callable[[Practice], ClinikoClient] | None = None) -> Counts:
+    """One discovery pass for a practice; records the outcome on the practice row."""
+    from webapp.practices import cliniko_client
+
+    practice = db.session.get(Practice, practice_id)
+    total = Counts()
+    if practice is None:
+        return total
+    practice.last_poll_at = utcnow()
+    db.session.commit()
+    try:
+        client = (client_factory or cliniko_client)(practice)
+        ctx = load(practice)
+        if catalogue.is_stale(practice.id):
+            catalogue.refresh(practice, client)
+            db.session.commit()
+            ctx = load(practice)
+        cursors = dict(practice.poll_cursors or {})
+        since = datetime.fromisoformat(cursors[CURSOR]) if cursors.get(CURSOR) else default_cursor(practice)
+        for page in _pages(client.invoices_updated_since(since)):
+            counts = record_page(ctx, client, page)
+            newest = max((i["updated_at"] for i in page if i.get("updated_at")), default=None)
+            if newest is not None and newest > since:
+                since = newest
+                cursors[CURSOR] = since.isoformat()
+                practice.poll_cursors = dict(cursors)
+            db.session.commit()  # rows and cursor together: the cursor never passes uncommitted rows
+            total.add(counts)
+    except (ClientError, ValueError) as exc:
+        db.session.rollback()
+        practice = db.session.get(Practice, practice_id)
+        practice.last_poll_error = f"{type(exc).__name__}: {getattr(exc, 'message', None) or exc}"[:2000]
+        db.session.commit()
+        logger.warning("poll of practice %s failed: %s", practice_id, practice.last_poll_error)
+        raise
+    practice.last_successful_poll_at = utcnow()
+    practice.last_poll_error = None
+    db.session.commit()
+    logger.info("polled practice %s: %s", practice_id, total)
+    return total

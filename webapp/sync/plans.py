@@ -1,0 +1,77 @@
+"""From a job row's Cliniko snapshot to the exact Xero payload (the one place mapping meets rows)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from webapp.sync.context import PracticeContext
+from webapp.sync.mapping_common import MappingError, sha256_of
+from webapp.sync.mapping_contacts import contact_number, contact_payload
+from webapp.sync.mapping_invoices import SkipPlan, plan_invoice
+from webapp.sync.mapping_payments import payment_reference, plan_payment
+from webapp.sync.snapshot import from_json
+
+
+@dataclass
+class Built:
+    """A payload ready to send (or None), with the reasons behind each choice."""
+
+    payload: dict | None
+    reasons: list
+    skip: str | None = None
+    error: MappingError | None = None
+
+    @property
+    def hash(self) -> str | None:
+        return sha256_of(self.payload) if self.payload is not None else None
+
+
+def contact(ctx: PracticeContext, source: dict) -> Built:
+    """The Xero contact for a contact row."""
+    plan = contact_payload(from_json(source.get("patient")), ctx.settings)
+    return Built(plan.payload, list(getattr(plan, "reasons", []) or []))
+
+
+def _invoice_parts(ctx: PracticeContext, source: dict):
+    invoice = from_json(source.get("invoice")) or {}
+    items = from_json(source.get("items")) or []
+    patient = from_json(source.get("patient"))
+    practitioner = ctx.practitioners.get(str(invoice.get("practitioner_id")))
+    business = ctx.businesses.get(str(invoice.get("business_id")))
+    return invoice, items, patient, practitioner, business
+
+
+def invoice(ctx: PracticeContext, source: dict, contact_id: str | None = None) -> Built:
+    """The Xero invoice for an invoice row; ContactID when known, else the ContactNumber."""
+    invoice_rec, items, patient, practitioner, business = _invoice_parts(ctx, source)
+    contact_ref = {"ContactID": contact_id} if contact_id else {
+        "ContactNumber": contact_number(ctx.settings, invoice_rec.get("patient_id"))}
+    try:
+        plan = plan_invoice(
+            invoice_rec, items, patient=patient, practitioner=practitioner, business=business,
+            appointment=from_json(source.get("appointment")), settings=ctx.settings, mappings=ctx.mappings,
+            refs=ctx.refs, contact_id_or_number=contact_ref,
+        )
+    except MappingError as exc:
+        return Built(None, [], error=exc)
+    if isinstance(plan, SkipPlan):
+        return Built(None, [], skip=plan.reason)
+    return Built(plan.payload, list(plan.reasons))
+
+
+def payment(ctx: PracticeContext, source: dict, invoice_xero_id: str, amount_due) -> Built:
+    """The Xero payment for a payment row."""
+    invoice_rec, _items, _patient, practitioner, business = _invoice_parts(ctx, source)
+    try:
+        plan = plan_payment(
+            invoice_rec, invoice_xero_id=invoice_xero_id, amount_due=amount_due, business=business,
+            practitioner=practitioner, settings=ctx.settings, mappings=ctx.mappings,
+        )
+    except MappingError as exc:
+        return Built(None, [], error=exc)
+    return Built(plan.payload, list(plan.reasons))
+
+
+def reference_for(ctx: PracticeContext, number) -> str:
+    """The payment Reference (natural key) for a Cliniko invoice number."""
+    return payment_reference(ctx.settings, number)

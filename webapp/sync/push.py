@@ -1,0 +1,568 @@
+"""Push: claim due rows of one practice and send them to Xero in batches, exactly once (SPEC §7).
+
+Order per tenant: contacts → invoices → payments → payment removals → voids. Rows are claimed with
+`FOR UPDATE SKIP LOCKED`, so any number of workers can push the same practice. Results are matched
+by natural key (ContactNumber, InvoiceNumber, payment Reference). After an unclear outcome (timeout,
+dropped connection, crash) a row is flagged `reconcile` and looked up in Xero before any re-send.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import func, select
+
+from webapp.clients.errors import (
+    AmbiguousError,
+    AuthError,
+    BudgetExhaustedError,
+    CallRecord,
+    ClientError,
+    ValidationError,
+)
+from webapp.clients.xero import XeroClient
+from webapp.extensions import db
+from webapp.models import Contact, Practice, SyncAttempt, SyncJob, utcnow
+from webapp.sync import plans, states
+from webapp.sync.changes import apply_followups, release_waiting_invoices
+from webapp.sync.context import PracticeContext, load
+from webapp.sync.mapping_contacts import disambiguated_name
+from webapp.sync.snapshot import to_json
+from webapp.sync.xero_errors import Explanation, explain_exception, explain_messages
+from webapp.xero.tokens import ConnectionUnavailable
+
+logger = logging.getLogger(__name__)
+
+ORDER = ("contact", "invoice", "payment", "payment_delete", "void")
+DUE_STATES = ("pending", "retrying")
+NAME_TAKEN = "is already assigned to another contact"
+NUMBER_TAKEN = "Invoice # must be unique"
+
+
+class Reschedule(Exception):
+    """Stop this push: the tenant's budget says not before `at`."""
+
+    def __init__(self, at: datetime, reason: str):
+        super().__init__(reason)
+        self.at = at
+        self.reason = reason
+
+
+class ConnectionGone(Exception):
+    """The practice's Xero connection cannot be used now (needs reconnect)."""
+
+
+@dataclass
+class PushResult:
+    """What one push call did."""
+
+    batches: int = 0
+    synced: int = 0
+    failed: int = 0
+    retrying: int = 0
+    waiting: int = 0
+    reschedule_at: datetime | None = None
+    next_due_at: datetime | None = None
+    stopped: str | None = None
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Item:
+    """A claimed row with the payload built for it."""
+
+    row: SyncJob
+    payload: dict | None = None
+    key: str | None = None
+
+
+class Pusher:
+    """One push of one practice by one worker."""
+
+    def __init__(self, ctx: PracticeContext, xero: XeroClient, worker: str, batch_size: int):
+        self.ctx = ctx
+        self.xero = xero
+        self.worker = worker
+        self.batch_size = batch_size
+        self.result = PushResult()
+        self.claimed: list[SyncJob] = []
+
+    # -- claiming -------------------------------------------------------------------------------
+    def claim(self, kind: str) -> list[SyncJob]:
+        """Take up to a batch of due rows of this kind (live first, then oldest)."""
+        rows = db.session.scalars(
+            select(SyncJob)
+            .where(SyncJob.practice_id == self.ctx.practice_id, SyncJob.kind == kind,
+                   SyncJob.status.in_(DUE_STATES), SyncJob.next_attempt_at <= func.now())
+            .order_by(SyncJob.priority, SyncJob.next_attempt_at, SyncJob.id)
+            .limit(self.batch_size)
+            .with_for_update(skip_locked=True)
+        ).all()
+        for row in rows:
+            states.claim(row, self.worker)
+        db.session.commit()
+        self.claimed = list(rows)
+        return rows
+
+    def release_claimed(self, reason: str, reconcile: bool = False) -> None:
+        """Give back every row still running (shutdown, budget, lost connection)."""
+        for row in self.claimed:
+            db.session.refresh(row)
+            if row.status == "running" and row.claimed_by == self.worker:
+                states.release(row, reason)
+                row.attempts = max(row.attempts - 1, 0)  # not a real attempt
+                row.reconcile = row.reconcile or reconcile
+        db.session.commit()
+        self.claimed = []
+
+    # -- recording ------------------------------------------------------------------------------
+    def attempt(self, row: SyncJob, outcome: str, *, batch_id: str, started: float, call: CallRecord | None,
+                body: dict | None, error: str | None = None, response: dict | None = None,
+                key: str | None = None) -> None:
+        db.session.add(SyncAttempt(
+            job_id=row.id, batch_id=batch_id, started_at=utcnow() - timedelta(seconds=time.monotonic() - started),
+            finished_at=utcnow(), outcome=outcome, http_status=call.status if call else None, error=error,
+            duration_ms=int(call.duration_ms) if call and call.duration_ms else
+            int((time.monotonic() - started) * 1000),
+            request_body=to_json(body) if body is not None else None,
+            response_body=to_json(response) if response else None,
+            xero_request_id=call.request_id if call else None, idempotency_key=key,
+        ))
+
+    def synced(self, row: SyncJob, xero_id: str | None, sent_hash: str | None = None) -> None:
+        row.reconcile = False
+        row.sent_hash = sent_hash or row.payload_hash
+        states.mark_synced(row, xero_id)
+        self.result.synced += 1
+        self.result.by_kind[row.kind] = self.result.by_kind.get(row.kind, 0) + 1
+
+    def errored(self, row: SyncJob, explanation: Explanation, detail: dict | None = None) -> None:
+        row.reconcile = row.reconcile or explanation.outcome_unknown
+        detail = {**(detail or {}), "messages": explanation.messages}
+        new = states.mark_error(row, explanation.category, explanation.reason, explanation.fix, detail,
+                                retry_after=explanation.retry_after)
+        if new == "failed":
+            self.result.failed += 1
+        else:
+            self.result.retrying += 1
+
+    def wait(self, row: SyncJob, reason: str) -> None:
+        row.attempts = max(row.attempts - 1, 0)  # waiting is not an attempt
+        states.wait(row, reason)
+        self.result.waiting += 1
+
+    def call_failed(self, items: list[Item], exc: ClientError, batch_id: str, started: float, key: str) -> None:
+        """A whole batch call failed: budget → reschedule; ambiguous → reconcile; else per category."""
+        if isinstance(exc, BudgetExhaustedError):
+            at = utcnow() + timedelta(seconds=exc.retry_after or 1)
+            self.release_claimed("waiting for the Xero rate budget")
+            raise Reschedule(at, str(exc))
+        explanation = explain_exception(exc)
+        detail = {"http_status": exc.status, "request_id": exc.request_id, "detail": _short(exc.detail)}
+        if isinstance(exc, ValidationError) and exc.elements:
+            explanation = explain_messages([m for e in exc.elements for m in e.errors] or exc.messages)
+        for item in items:
+            self.attempt(item.row, "ambiguous" if exc.outcome_unknown else "error", batch_id=batch_id,
+                         started=started, call=exc.call, body=item.payload, error=exc.message, key=key)
+            self.errored(item.row, explanation, detail)
+        db.session.commit()
+        if isinstance(exc, AuthError):
+            raise ConnectionGone(exc.message)
+
+    # -- contacts -------------------------------------------------------------------------------
+    def push_contacts(self, rows: list[SyncJob]) -> None:
+        items = []
+        for row in rows:
+            built = plans.contact(self.ctx, row.source or {})
+            items.append(Item(row, built.payload, built.payload.get("ContactNumber")))
+        self._adopt_contacts([i for i in items if i.row.reconcile and not i.row.xero_id])
+        pending = [i for i in items if i.row.status == "running"]
+        for method, group in (("create_contacts", [i for i in pending if not i.row.xero_id]),
+                              ("update_contacts", [i for i in pending if i.row.xero_id])):
+            if group:
+                self._send_contacts(method, group)
+
+    def _adopt_contacts(self, items: list[Item]) -> list[Item]:
+        """Rows whose ContactNumber Xero already holds are adopted, never duplicated."""
+        if not items:
+            return []
+        found = {c.get("ContactNumber"): c for c in self.xero.contacts(contact_numbers=[i.key for i in items])}
+        adopted = []
+        for item in items:
+            contact = found.get(item.key)
+            if contact:
+                self._contact_synced(item, contact["ContactID"], contact.get("Name"))
+                adopted.append(item)
+        db.session.commit()
+        return adopted
+
+    def _send_contacts(self, method: str, items: list[Item], retry_names: bool = True) -> None:
+        key, batch_id, started = str(uuid.uuid4()), str(uuid.uuid4()), time.monotonic()
+        elements = [dict(i.payload, ContactID=i.row.xero_id) if i.row.xero_id else i.payload for i in items]
+        try:
+            result = getattr(self.xero, method)(elements, key)
+        except ClientError as exc:
+            self.call_failed(items, exc, batch_id, started, key)
+            return
+        self.result.batches += 1
+        renamed, taken_numbers = [], []
+        for item, element in zip(items, elements, strict=True):
+            outcome = result.outcomes.get(item.key) or result.outcomes.get(item.row.xero_id or "")
+            if outcome is None:
+                self._unknown(item, batch_id, started, result.call, element, key)
+                continue
+            self.attempt(item.row, "synced" if outcome.ok else "error", batch_id=batch_id, started=started,
+                         call=result.call, body=element, error="; ".join(outcome.errors) or None, key=key)
+            if outcome.ok:
+                self._contact_synced(item, outcome.xero_id, element.get("Name"))
+            elif retry_names and any(NAME_TAKEN in e for e in outcome.errors):
+                renamed.append(item)
+            elif any("ContactNumber" in e and ("unique" in e or "already" in e) for e in outcome.errors):
+                taken_numbers.append(item)
+            else:
+                self.errored(item.row, explain_messages(list(outcome.errors)), {
+                    "http_status": result.call.status if result.call else None,
+                    "request_id": result.call.request_id if result.call else None})
+        db.session.commit()
+        if taken_numbers:
+            adopted = self._adopt_contacts(taken_numbers)
+            for item in taken_numbers:
+                if item not in adopted:
+                    self.errored(item.row, explain_messages(["ContactNumber already in use in Xero"]))
+            db.session.commit()
+        if renamed:
+            # Another contact holds this name: keep the patients apart instead of merging them.
+            for item in renamed:
+                item.payload = dict(item.payload, Name=disambiguated_name(item.payload["Name"], item.key))
+            self._send_contacts(method, renamed, retry_names=False)
+
+    def _contact_synced(self, item: Item, contact_id: str, name: str | None) -> None:
+        row = item.row
+        self.synced(row, contact_id)
+        record = db.session.scalar(select(Contact).where(
+            Contact.practice_id == row.practice_id, Contact.cliniko_patient_id == row.cliniko_id))
+        if record is None:
+            record = Contact(practice_id=row.practice_id, cliniko_patient_id=row.cliniko_id)
+            db.session.add(record)
+        record.xero_contact_id = contact_id
+        record.contact_number = item.key
+        record.name_used = name
+        record.details_hash = row.payload_hash
+        release_waiting_invoices(row.practice_id, row.cliniko_id)
+
+    # -- invoices -------------------------------------------------------------------------------
+    def push_invoices(self, rows: list[SyncJob]) -> None:
+        contacts = self._contacts_for(rows)
+        items = []
+        for row in rows:
+            contact = contacts.get(row.parent_cliniko_id)
+            if contact is None or contact.status != "synced" or not contact.xero_id:
+                why = f": {contact.failure_reason}" if contact is not None and contact.failure_reason else ""
+                self.wait(row, f"Waiting for the patient's contact to be in Xero{why}")
+                continue
+            built = plans.invoice(self.ctx, row.source or {}, contact.xero_id)
+            if built.error is not None:
+                self.attempt(row, "error", batch_id="mapping", started=time.monotonic(), call=None, body=None,
+                             error=built.error.reason)
+                states.mark_failed(row, built.error.category, built.error.reason, built.error.fix)
+                self.result.failed += 1
+                continue
+            if built.skip:
+                states.skip(row, built.skip)
+                continue
+            payload = dict(built.payload)
+            if row.xero_id:
+                payload["InvoiceID"] = row.xero_id
+            row.payload_hash = built.hash
+            items.append(Item(row, payload, payload["InvoiceNumber"]))
+        db.session.commit()
+        self._adopt_invoices([i for i in items if i.row.reconcile and not i.row.xero_id])
+        pending = [i for i in items if i.row.status == "running"]
+        for method, group in (("create_invoices", [i for i in pending if not i.row.xero_id]),
+                              ("update_invoices", [i for i in pending if i.row.xero_id])):
+            if group:
+                self._send_invoices(method, group)
+
+    def _contacts_for(self, rows: list[SyncJob]) -> dict[str, SyncJob]:
+        ids = {r.parent_cliniko_id for r in rows if r.parent_cliniko_id}
+        if not ids:
+            return {}
+        found = db.session.scalars(select(SyncJob).where(
+            SyncJob.practice_id == self.ctx.practice_id, SyncJob.kind == "contact", SyncJob.cliniko_id.in_(ids)))
+        return {r.cliniko_id: r for r in found}
+
+    def _adopt_invoices(self, items: list[Item]) -> None:
+        """Look up by InvoiceNumber before re-sending after an unclear outcome; adopt what matches."""
+        if not items:
+            return
+        found = {i.get("InvoiceNumber"): i for i in self.xero.invoices(invoice_numbers=[i.key for i in items])
+                 if i.get("Type") == "ACCREC"}
+        for item in items:
+            existing = found.get(item.key)
+            if existing is not None:
+                self._adopt_or_conflict(item, existing)
+        db.session.commit()
+
+    def _adopt_or_conflict(self, item: Item, existing: dict) -> None:
+        ours = item.payload.get("Contact", {}).get("ContactID")
+        theirs = (existing.get("Contact") or {}).get("ContactID")
+        total = _decimal(existing.get("Total"))
+        expected = _decimal(item.row.amount)
+        if existing.get("Status") in ("VOIDED", "DELETED"):
+            self.errored(item.row, Explanation(
+                "conflict", f"Invoice {item.key} exists in Xero but is {existing.get('Status').lower()}.",
+                "Check the invoice in Xero; if it should be sent again, change the invoice number prefix or "
+                "restore it in Xero, then re-queue."))
+        elif ours == theirs and (expected is None or total == expected):
+            self.synced(item.row, existing.get("InvoiceID"))
+            apply_followups(self.ctx, item.row)
+        else:
+            self.errored(item.row, Explanation(
+                "conflict", f"Xero already has an invoice {item.key} that differs from Cliniko's "
+                f"(Xero total {total}, contact {existing.get('Contact', {}).get('Name')}).",
+                "Someone may have created it by hand. Rename or void the Xero invoice, or set an invoice "
+                "number prefix in the practice settings, then re-queue."))
+
+    def _send_invoices(self, method: str, items: list[Item]) -> None:
+        key, batch_id, started = str(uuid.uuid4()), str(uuid.uuid4()), time.monotonic()
+        try:
+            result = getattr(self.xero, method)([i.payload for i in items], key)
+        except AmbiguousError as exc:
+            self.call_failed(items, exc, batch_id, started, key)
+            self._adopt_invoices(items)  # look now: adopt what was committed, the rest retries
+            return
+        except ClientError as exc:
+            self.call_failed(items, exc, batch_id, started, key)
+            return
+        self.result.batches += 1
+        duplicates = []
+        for item in items:
+            outcome = result.outcomes.get(item.key) or result.outcomes.get(item.row.xero_id or "")
+            if outcome is None:
+                self._unknown(item, batch_id, started, result.call, item.payload, key)
+                continue
+            self.attempt(item.row, "synced" if outcome.ok else "error", batch_id=batch_id, started=started,
+                         call=result.call, body=item.payload, error="; ".join(outcome.errors) or None, key=key)
+            if outcome.ok:
+                self.synced(item.row, outcome.xero_id)
+                apply_followups(self.ctx, item.row)
+            elif not item.row.xero_id and any(NUMBER_TAKEN in e for e in outcome.errors):
+                duplicates.append(item)
+            else:
+                self.errored(item.row, explain_messages(list(outcome.errors)), {
+                    "http_status": result.call.status if result.call else None,
+                    "request_id": result.call.request_id if result.call else None,
+                    "validation_errors": list(outcome.errors)})
+        db.session.commit()
+        if duplicates:
+            # "Invoice # must be unique." on a row we believe unsent: adopt it if it is ours.
+            self._adopt_invoices(duplicates)
+            for item in duplicates:
+                if item.row.status == "running":
+                    self.errored(item.row, explain_messages([f"{NUMBER_TAKEN}."]))
+            db.session.commit()
+
+    def _unknown(self, item: Item, batch_id: str, started: float, call, body, key) -> None:
+        self.attempt(item.row, "ambiguous", batch_id=batch_id, started=started, call=call, body=body,
+                     error="Xero's answer did not include this element", key=key)
+        self.errored(item.row, Explanation("transient", "Xero's answer did not mention this record.",
+                                           "Nothing to do: it is looked up in Xero before any re-send.",
+                                           outcome_unknown=True))
+
+    # -- payments -------------------------------------------------------------------------------
+    def push_payments(self, rows: list[SyncJob]) -> None:
+        invoices = self._invoice_rows(rows)
+        items = []
+        for row in rows:
+            invoice = invoices.get(row.cliniko_id)
+            if invoice is None or invoice.status != "synced" or not invoice.xero_id:
+                self.wait(row, "Waiting for the invoice to be in Xero")
+                continue
+            built = plans.payment(self.ctx, row.source or {}, invoice.xero_id, row.amount)
+            if built.error is not None:
+                states.mark_failed(row, built.error.category, built.error.reason, built.error.fix)
+                self.result.failed += 1
+                continue
+            row.payload_hash = built.hash
+            items.append(Item(row, built.payload, built.payload["Reference"]))
+        db.session.commit()
+        for item in [i for i in items if i.row.reconcile]:
+            existing = self._existing_payment(item)
+            if existing is not None:
+                self.synced(item.row, existing)
+        db.session.commit()
+        pending = [i for i in items if i.row.status == "running"]
+        if not pending:
+            return
+        key, batch_id, started = str(uuid.uuid4()), str(uuid.uuid4()), time.monotonic()
+        try:
+            result = self.xero.create_payments([i.payload for i in pending], key)
+        except ClientError as exc:
+            self.call_failed(pending, exc, batch_id, started, key)
+            return
+        self.result.batches += 1
+        for item in pending:
+            outcome = result.outcomes.get(item.key)
+            if outcome is None:
+                self._unknown(item, batch_id, started, result.call, item.payload, key)
+                continue
+            self.attempt(item.row, "synced" if outcome.ok else "error", batch_id=batch_id, started=started,
+                         call=result.call, body=item.payload, error="; ".join(outcome.errors) or None, key=key)
+            if outcome.ok:
+                self.synced(item.row, outcome.xero_id)
+            else:
+                self.errored(item.row, explain_messages(list(outcome.errors)), {
+                    "http_status": result.call.status if result.call else None,
+                    "validation_errors": list(outcome.errors)})
+        db.session.commit()
+
+    def _invoice_rows(self, rows: list[SyncJob]) -> dict[str, SyncJob]:
+        found = db.session.scalars(select(SyncJob).where(
+            SyncJob.practice_id == self.ctx.practice_id, SyncJob.kind == "invoice",
+            SyncJob.cliniko_id.in_([r.cliniko_id for r in rows])))
+        return {r.cliniko_id: r for r in found}
+
+    def _existing_payment(self, item: Item) -> str | None:
+        """Our payment on the Xero invoice (by Reference, not deleted), if a previous attempt made it."""
+        invoice_id = item.payload["Invoice"]["InvoiceID"]
+        invoice = self.xero.invoice(invoice_id)
+        for payment in invoice.get("Payments") or []:
+            if payment.get("Reference") == item.key and payment.get("Status", "AUTHORISED") != "DELETED":
+                return payment.get("PaymentID")
+        return None
+
+    # -- removals and voids ---------------------------------------------------------------------
+    def push_singles(self, rows: list[SyncJob], kind: str) -> None:
+        invoices = self._invoice_rows(rows)
+        for row in rows:
+            invoice = invoices.get(row.cliniko_id)
+            key, batch_id, started = str(uuid.uuid4()), str(uuid.uuid4()), time.monotonic()
+            if kind == "payment_delete":
+                target = (row.source or {}).get("payment_id")
+                body = {"Status": "DELETED", "PaymentID": target}
+                call = lambda t=target, k=key: self.xero.delete_payment(t, k)  # noqa: E731
+            else:
+                if invoice is None or not invoice.xero_id:
+                    states.skip(row, "The invoice was never in Xero; nothing to void")
+                    continue
+                status = "DELETED" if self.ctx.settings.invoice_status == "DRAFT" else "VOIDED"
+                body = {"InvoiceID": invoice.xero_id, "Status": status}
+                call = self._void_call(invoice, status, key)
+            try:
+                outcome = call()
+            except ValidationError as exc:
+                self.attempt(row, "error", batch_id=batch_id, started=started, call=exc.call, body=body,
+                             error=exc.message, key=key)
+                if kind == "payment_delete" and any("deleted" in m.lower() for m in exc.messages):
+                    self.synced(row, target)  # already removed
+                else:
+                    self.errored(row, explain_exception(exc), {"http_status": exc.status})
+                db.session.commit()
+                continue
+            except ClientError as exc:
+                self.call_failed([Item(row, body)], exc, batch_id, started, key)
+                continue
+            self.result.batches += 1
+            self.attempt(row, "synced" if outcome.ok else "error", batch_id=batch_id, started=started,
+                         call=self.xero.last_call, body=body, error="; ".join(outcome.errors) or None, key=key)
+            if outcome.ok:
+                self.synced(row, outcome.xero_id)
+                if invoice is not None:
+                    apply_followups(self.ctx, invoice)
+            else:
+                self.errored(row, explain_messages(list(outcome.errors)))
+            db.session.commit()
+
+    def _void_call(self, invoice: SyncJob, status: str, key: str) -> Callable:
+        if status == "VOIDED":
+            return lambda: self.xero.void_invoice(invoice.xero_id, key, invoice.invoice_number)
+
+        def delete_draft():
+            response = self.xero.request("POST", f"Invoices/{invoice.xero_id}",
+                                         body={"Invoices": [{"InvoiceID": invoice.xero_id, "Status": "DELETED"}]},
+                                         idempotency_key=key, collection="Invoices")
+            return self.xero._single("Invoices", response)
+
+        return delete_draft
+
+    # -- the loop -------------------------------------------------------------------------------
+    def run(self, deadline: float) -> PushResult:
+        handlers = {"contact": self.push_contacts, "invoice": self.push_invoices,
+                    "payment": self.push_payments,
+                    "payment_delete": lambda rows: self.push_singles(rows, "payment_delete"),
+                    "void": lambda rows: self.push_singles(rows, "void")}
+        try:
+            progressed = True
+            while progressed and time.monotonic() < deadline:
+                progressed = False
+                for kind in ORDER:
+                    while time.monotonic() < deadline:
+                        rows = self.claim(kind)
+                        if not rows:
+                            break
+                        progressed = True
+                        handlers[kind](rows)
+                        db.session.commit()
+                        self.claimed = []
+        except Reschedule as exc:
+            self.result.reschedule_at = exc.at
+            self.result.stopped = exc.reason
+        except (ConnectionGone, ConnectionUnavailable) as exc:
+            db.session.rollback()
+            self.release_claimed("Xero connection unavailable")
+            self.result.stopped = str(exc)
+        except BaseException:
+            # Shutdown (SIGTERM) or a bug: give the rows back; what was in flight is looked up first.
+            db.session.rollback()
+            self.release_claimed("interrupted", reconcile=True)
+            raise
+        return self.result
+
+
+def _decimal(value):
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        return Decimal(str(value)).quantize(Decimal("0.01")) if value is not None else None
+    except InvalidOperation:
+        return None
+
+
+def _short(detail, limit: int = 2000):
+    if detail is None:
+        return None
+    text = str(detail)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def next_due(practice_id: int) -> datetime | None:
+    """When the practice's next row becomes due (None when nothing waits to be sent)."""
+    return db.session.scalar(select(func.min(SyncJob.next_attempt_at)).where(
+        SyncJob.practice_id == practice_id, SyncJob.status.in_(DUE_STATES)))
+
+
+def push(practice_id: int, worker: str, *, time_budget: float = 30.0,
+         client_factory: Callable | None = None) -> PushResult:
+    """Push one practice's due rows for up to `time_budget` seconds; never sleeps on the budget."""
+    from webapp.practices import xero_budget
+    from webapp.xero.connections import client_for
+
+    practice = db.session.get(Practice, practice_id)
+    if practice is None:
+        return PushResult(stopped="practice deleted")
+    if not practice.sync_enabled:
+        return PushResult(stopped="sync is off for this practice")
+    ctx = load(practice)
+    if ctx.connection is None:
+        return PushResult(stopped="no active Xero connection")
+    xero = client_factory(ctx.connection) if client_factory else client_for(ctx.connection, budget=xero_budget())
+    pusher = Pusher(ctx, xero, worker, int(current_app.config["XERO_BATCH_SIZE"]))
+    result = pusher.run(time.monotonic() + time_budget)
+    result.next_due_at = next_due(practice_id)
+    return result

@@ -1,0 +1,45 @@
+"""The reaper: stale claims back to pending, and a push for every practice with due rows."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+
+from webapp.extensions import db
+from webapp.models import Practice, SyncAttempt, SyncJob, utcnow
+from webapp.sync import states
+
+logger = logging.getLogger(__name__)
+
+STALE_AFTER = timedelta(minutes=5)
+
+
+def reap_stale(stale_after: timedelta = STALE_AFTER) -> int:
+    """Rows claimed by a worker that stopped beating → pending, flagged for a look-up in Xero first."""
+    cutoff = utcnow() - stale_after
+    rows = db.session.scalars(
+        select(SyncJob).where(SyncJob.status == "running", SyncJob.heartbeat_at < cutoff)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for row in rows:
+        db.session.add(SyncAttempt(job_id=row.id, outcome="interrupted", finished_at=utcnow(),
+                                   error=f"worker {row.claimed_by} stopped before finishing"))
+        states.release(row, "interrupted")
+        row.reconcile = True
+    db.session.commit()
+    if rows:
+        logger.warning("released %s interrupted rows", len(rows))
+    return len(rows)
+
+
+def practices_with_due_rows() -> list[tuple[int, datetime]]:
+    """(practice id, earliest due time) for enabled practices with rows to send."""
+    rows = db.session.execute(
+        select(SyncJob.practice_id, func.min(SyncJob.next_attempt_at))
+        .join(Practice, Practice.id == SyncJob.practice_id)
+        .where(Practice.sync_enabled.is_(True), SyncJob.status.in_(("pending", "retrying")))
+        .group_by(SyncJob.practice_id)
+    ).all()
+    return [(pid, due) for pid, due in rows]
