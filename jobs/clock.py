@@ -28,6 +28,8 @@ class Periodic:
 def periodic_jobs() -> list[Periodic]:
     """What the clock runs (intervals from the environment)."""
     return [
+        Periodic("poll", "jobs.sync.poll_all", float(os.environ.get("POLL_INTERVAL_SECONDS", "60")), "live"),
+        Periodic("reaper", "jobs.sync.reap", float(os.environ.get("REAPER_SECONDS", "30"))),
         Periodic("heartbeat", "jobs.maintenance.heartbeat", float(os.environ.get("HEARTBEAT_SECONDS", "60"))),
         Periodic("purge-payloads", "jobs.maintenance.purge_all_payloads", 3600.0),
         Periodic("xero-keep-alive", "jobs.xero.keep_alive_all", 6 * 3600.0),

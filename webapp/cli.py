@@ -138,6 +138,8 @@ def sandbox_group() -> click.Group:
 
 def init_app(app: Flask) -> None:
     """Attach the command groups."""
-    for group in (users_cli, practices_cli, keys_cli):
+    from webapp.sync_cli import sync_cli
+
+    for group in (users_cli, practices_cli, keys_cli, sync_cli):
         app.cli.add_command(group)
     app.cli.add_command(sandbox_group())

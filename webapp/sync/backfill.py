@@ -60,7 +60,8 @@ def run(backfill_id: int, client=None) -> Backfill | None:
     db.session.commit()
     client = client or cliniko_client(practice)
     ctx = load(practice)
-    params = {"q[]": [f"issue_date:>={backfill.from_date.isoformat()}"], "sort": "issue_date,id", "per_page": 100}
+    # Live invoices only (Cliniko leaves archived and deleted ones out unless asked).
+    params = [("q[]", f"issue_date:>={backfill.from_date.isoformat()}"), ("sort", "issue_date,id")]
     discovered = 0
     try:
         for page in _pages(client.paginate("invoices", "invoices", params)):

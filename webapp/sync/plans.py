@@ -20,10 +20,17 @@ class Built:
     reasons: list
     skip: str | None = None
     error: MappingError | None = None
+    #: Identity of the Xero contact independent of how it is referenced (ContactID once known,
+    #: ContactNumber before), so the hash is the same at discovery and at push.
+    contact_key: str | None = None
 
     @property
     def hash(self) -> str | None:
-        return sha256_of(self.payload) if self.payload is not None else None
+        if self.payload is None:
+            return None
+        if self.contact_key is None:
+            return sha256_of(self.payload)
+        return sha256_of({**{k: v for k, v in self.payload.items() if k != "Contact"}, "_contact": self.contact_key})
 
 
 def contact(ctx: PracticeContext, source: dict) -> Built:
@@ -56,7 +63,7 @@ def invoice(ctx: PracticeContext, source: dict, contact_id: str | None = None) -
         return Built(None, [], error=exc)
     if isinstance(plan, SkipPlan):
         return Built(None, [], skip=plan.reason)
-    return Built(plan.payload, list(plan.reasons))
+    return Built(plan.payload, list(plan.reasons), contact_key=str(invoice_rec.get("patient_id")))
 
 
 def payment(ctx: PracticeContext, source: dict, invoice_xero_id: str, amount_due) -> Built:

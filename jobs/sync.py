@@ -1,0 +1,87 @@
+"""Thin RQ jobs for the sync engine: take ids, reload rows, call webapp.sync."""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from jobs.queues import enqueue
+from webapp.clients.errors import ClientError
+from webapp.extensions import db
+from webapp.models import Practice, utcnow
+
+logger = logging.getLogger(__name__)
+
+PUSH_TIME_BUDGET = float(os.environ.get("PUSH_TIME_BUDGET_SECONDS", "30"))
+
+
+def enqueue_push(practice_id: int, at=None, queue_name: str = "live"):
+    """Enqueue a push for the practice now (deduplicated while queued) or at a time."""
+    if at is not None and at > utcnow() + timedelta(seconds=0.5):
+        return enqueue("jobs.sync.push_practice", practice_id, queue_name=queue_name, at=at,
+                       job_id=f"push-{practice_id}-at")
+    return enqueue("jobs.sync.push_practice", practice_id, queue_name=queue_name, job_id=f"push-{practice_id}")
+
+
+def push_practice(practice_id: int) -> dict:
+    """Send the practice's due rows; re-enqueue itself for more work, a budget refill or the next retry."""
+    from rq import get_current_job
+
+    from webapp.sync.push import push
+
+    job = get_current_job()
+    worker = (job.worker_name if job and job.worker_name else None) or f"pid-{os.getpid()}"
+    result = push(practice_id, worker, time_budget=PUSH_TIME_BUDGET)
+    if result.reschedule_at is not None:
+        enqueue_push(practice_id, at=result.reschedule_at)
+    elif result.next_due_at is not None:
+        enqueue_push(practice_id, at=result.next_due_at)
+    logger.info("push of practice %s: %s", practice_id, result)
+    return {"synced": result.synced, "failed": result.failed, "retrying": result.retrying,
+            "waiting": result.waiting, "batches": result.batches, "stopped": result.stopped}
+
+
+def poll_practice(practice_id: int) -> dict:
+    """One discovery pass; a failure is recorded on the practice and retried at the next tick."""
+    from webapp.sync.discovery import poll
+    from webapp.sync.push import next_due
+
+    try:
+        counts = poll(practice_id)
+    except ClientError as exc:
+        return {"error": exc.message}
+    if next_due(practice_id) is not None:
+        enqueue_push(practice_id)
+    return counts.__dict__
+
+
+def poll_all() -> int:
+    """Clock: enqueue a poll for every enabled practice (one queued poll per practice at most)."""
+    ids = db.session.scalars(select(Practice.id).where(Practice.sync_enabled.is_(True))).all()
+    for practice_id in ids:
+        enqueue("jobs.sync.poll_practice", practice_id, job_id=f"poll-{practice_id}")
+    return len(ids)
+
+
+def reap() -> dict:
+    """Clock: return stale claims to pending and make sure every practice with due rows has a push."""
+    from webapp.sync.reaper import practices_with_due_rows, reap_stale
+
+    released = reap_stale()
+    practices = practices_with_due_rows()
+    for practice_id, due_at in practices:
+        enqueue_push(practice_id, at=due_at)
+    return {"released": released, "practices": len(practices)}
+
+
+def run_backfill(backfill_id: int) -> dict:
+    """Discover every invoice of a backfill (resumable; cancellable between pages)."""
+    from webapp.sync.backfill import run
+
+    backfill = run(backfill_id)
+    if backfill is not None and backfill.state in ("running", "done"):
+        enqueue_push(backfill.practice_id, queue_name="backfill")
+    return {"state": backfill.state if backfill else None}
