@@ -30,6 +30,20 @@ def configure_logging(app: Flask) -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root.addHandler(handler)
     root.setLevel(level)
+    # requests-oauthlib logs token request and response bodies at DEBUG: never let tokens reach the
+    # logs, whatever level someone sets on that logger later.
+    for name in ("requests_oauthlib", "oauthlib"):
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
+    session_logger = logging.getLogger("requests_oauthlib.oauth2_session")
+    if not any(isinstance(f, _NoDebug) for f in session_logger.filters):
+        session_logger.addFilter(_NoDebug())
+
+
+class _NoDebug(logging.Filter):
+    """Drop DEBUG records (they carry OAuth token bodies)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.DEBUG
 
 
 def register_extensions(app: Flask) -> None:

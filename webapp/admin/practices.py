@@ -76,8 +76,10 @@ class PracticesView(SecuredView, BaseView):
         return self._detail(practice)
 
     def _detail(self, practice, defaults_form=None, key_form=None, status=200):
+        # Disconnected (revoked) connections are history, kept in the audit log, not shown here.
         connections = db.session.scalars(
-            select(XeroConnection).where(XeroConnection.practice_id == practice.id).order_by(XeroConnection.id)
+            select(XeroConnection).where(XeroConnection.practice_id == practice.id,
+                                         XeroConnection.status != "revoked").order_by(XeroConnection.id)
         ).all()
         counts = reference_counts([c.id for c in connections])
         defaults_form = defaults_form or self._defaults_form(practice)

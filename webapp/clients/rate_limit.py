@@ -206,6 +206,15 @@ class RateBudget:
         minute = _num(_header(headers, "X-MinLimit-Remaining"))
         day = _num(_header(headers, "X-DayLimit-Remaining"))
         app = _num(_header(headers, "X-AppMinLimit-Remaining"))
+        # Park before correcting the counters: a concurrent acquire between the two must see the
+        # time Xero gave, not our own day boundary.
+        if status == 429:
+            problem = (_header(headers, "X-Rate-Limit-Problem") or MINUTE).strip().lower()
+            retry_after = _retry_after_seconds(_header(headers, "Retry-After"), now)
+            if retry_after is None:
+                defaults = {DAY: day_end - now, CONCURRENT: s.concurrency_retry_seconds}
+                retry_after = defaults.get(problem, s.window_seconds)
+            self.park(None if problem == APP_MINUTE else key, now + retry_after, problem)
         if minute is not None or day is not None or app is not None:
             self._observe(
                 keys=[
@@ -226,13 +235,6 @@ class RateBudget:
             pipe.hset(self._k("seen", key), mapping=seen)
             pipe.expire(self._k("seen", key), 2 * 86400)
             pipe.execute()
-        if status == 429:
-            problem = (_header(headers, "X-Rate-Limit-Problem") or MINUTE).strip().lower()
-            retry_after = _retry_after_seconds(_header(headers, "Retry-After"), now)
-            if retry_after is None:
-                defaults = {DAY: day_end - now, CONCURRENT: s.concurrency_retry_seconds}
-                retry_after = defaults.get(problem, s.window_seconds)
-            self.park(None if problem == APP_MINUTE else key, now + retry_after, problem)
 
     def park(self, key: str | None, until: float, problem: str) -> None:
         """Refuse calls for `key` (None = the whole app) until epoch `until`; a longer park wins."""

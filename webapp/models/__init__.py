@@ -3,6 +3,7 @@
 from webapp.models.audit import AuditEntry
 from webapp.models.backfills import BACKFILL_STATES, Backfill
 from webapp.models.base import Base, utcnow
+from webapp.models.catalogue import CATALOGUE_KINDS, ClinikoRecord
 from webapp.models.contacts import Contact
 from webapp.models.jobs import ERROR_CATEGORIES, JOB_KINDS, JOB_STATUSES, SyncAttempt, SyncJob
 from webapp.models.practices import MAPPING_KINDS, Mapping, Practice
@@ -17,6 +18,7 @@ from webapp.models.xero import (
 
 __all__ = [
     "BACKFILL_STATES",
+    "CATALOGUE_KINDS",
     "CONNECTION_STATUSES",
     "ERROR_CATEGORIES",
     "JOB_KINDS",
@@ -26,6 +28,7 @@ __all__ = [
     "AuditEntry",
     "Backfill",
     "Base",
+    "ClinikoRecord",
     "Contact",
     "Mapping",
     "Practice",

@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     func,
     text,
 )
@@ -49,6 +50,8 @@ class SyncJob(TimestampMixin, Base):
         Index("ix_sync_jobs_xero_id", "xero_id"),
         Index("ix_sync_jobs_cliniko_id", "cliniko_id"),
         Index("ix_sync_jobs_heartbeat", "status", "heartbeat_at"),
+        Index("ix_sync_jobs_parent", "practice_id", "kind", "parent_cliniko_id"),
+        Index("ix_sync_jobs_backfill", "backfill_id", "status"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -73,7 +76,15 @@ class SyncJob(TimestampMixin, Base):
     # HTTP status, Xero ValidationErrors, Xero request id, raw response excerpt.
     error_detail: Mapped[dict | None] = mapped_column(JSONB)
     xero_id: Mapped[str | None] = mapped_column(String(64))
+    # Hash of the payload Xero would get now, and of the one it last accepted (change detection).
     payload_hash: Mapped[str | None] = mapped_column(String(64))
+    sent_hash: Mapped[str | None] = mapped_column(String(64))
+    # What discovery read from Cliniko for this row (invoice + items + patient, or the patient).
+    source: Mapped[dict | None] = mapped_column(JSONB)
+    # The Cliniko id this row depends on: the patient of an invoice; the invoice of a payment or void.
+    parent_cliniko_id: Mapped[str | None] = mapped_column(String(32))
+    # The last attempt ended without a clear answer: look in Xero by natural key before sending again.
+    reconcile: Mapped[bool] = mapped_column(default=False, server_default=false())
     source_updated_at: Mapped[datetime | None]
     issue_date: Mapped[datetime | None]
     rq_job_id: Mapped[str | None] = mapped_column(String(64))

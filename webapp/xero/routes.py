@@ -13,10 +13,12 @@ from sqlalchemy import select
 
 from webapp import crypto
 from webapp.access import practice_in_scope
+from webapp.audit import record
 from webapp.clients.errors import ClientError
 from webapp.clients.xero_auth import Tenant, TokenSet
 from webapp.extensions import db
 from webapp.models import XeroConnection
+from webapp.practices import active_connection
 from webapp.redis_conn import redis_client
 from webapp.xero.connections import disconnect, refresh_reference_data, save_connection
 from webapp.xero.identity import identity
@@ -149,11 +151,16 @@ def disconnect_view(practice_id: int, connection_id: int):
     if connection is None or connection.practice_id != practice.id:
         abort(404)
     problems = disconnect(connection, current_user)
+    if practice.sync_enabled and active_connection(practice) is None:
+        practice.sync_enabled = False  # nothing to send to: pause until reconnected
+        record("practice.pause", user=current_user, object_type="practice", object_id=practice.id,
+               practice_id=practice.id, details={"reason": "Xero disconnected"})
     db.session.commit()
     if problems:
         flash("Disconnected here; " + " ".join(problems), "error")
     else:
-        flash(f"Disconnected from {connection.tenant_name}.", "info")
+        flash(f"Disconnected from {connection.tenant_name}. Sync is paused until Xero is connected again."
+              if not practice.sync_enabled else f"Disconnected from {connection.tenant_name}.", "info")
     return _practice_page(practice.id)
 
 
