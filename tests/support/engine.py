@@ -120,8 +120,9 @@ def audit_xero_against_cliniko(clinic: Clinic) -> dict:
         xero = by_number[row.invoice_number]
         assert money(xero["Total"]) == money(row.amount), f"{row.invoice_number}: totals differ"
     payments = 0
+    removed = {(r.source or {}).get("payment_id") for r in clinic.rows("payment_delete") if r.status == "synced"}
     for row in clinic.rows("payment"):
-        if row.status != "synced":
+        if row.status != "synced" or row.xero_id in removed:
             continue
         xero = by_number[row.invoice_number]
         live = [p for p in xero["payments"] if p.get("Status") != "DELETED"]
@@ -129,4 +130,8 @@ def audit_xero_against_cliniko(clinic: Clinic) -> dict:
         assert len(ours) == 1, f"{row.invoice_number}: {len(ours)} payments"
         assert money(ours[0]["Amount"]) == money(row.amount)
         payments += 1
+    for row in clinic.rows("payment"):
+        if row.status == "synced" and row.xero_id in removed:
+            live = [p for p in by_number[row.invoice_number]["payments"] if p.get("Status") != "DELETED"]
+            assert not live, f"{row.invoice_number}: a payment we removed is still in Xero"
     return {"invoices": len(synced), "contacts": len(contact_numbers), "payments": payments}
