@@ -1,5 +1,7 @@
 """The admin screens (Flask-Admin 2.x, Bootstrap 4 theme)."""
 
+import importlib
+
 from flask_admin import Admin
 from flask_admin.theme import Bootstrap4Theme
 
@@ -8,6 +10,14 @@ from webapp.admin.practices import PracticesView
 from webapp.admin.users import UserListView
 from webapp.extensions import db
 from webapp.models import User
+
+# Screen modules that add their views with a `register(admin)` function, in menu order.
+SCREEN_MODULES = (
+    "webapp.admin.jobs_views",
+    "webapp.admin.overview_views",
+    "webapp.admin.settings_views",
+    "webapp.admin.people_views",
+)
 
 
 def init_app(app) -> Admin:
@@ -20,5 +30,14 @@ def init_app(app) -> Admin:
         theme=Bootstrap4Theme(swatch="default", fluid=True),
     )
     admin.add_view(PracticesView(name="Practices", endpoint="practices", url="/practices"))
-    admin.add_view(UserListView(User, db, name="Users", endpoint="users", url="/users"))
+    for name in SCREEN_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.register(admin)
+    if "users" not in {v.endpoint for v in admin._views}:
+        admin.add_view(UserListView(User, db, name="Users", endpoint="users", url="/users"))
     return admin
