@@ -22,8 +22,9 @@ from .conftest import REDIS_URL
 
 
 def small(**kw):
+    # guard_seconds=0: these tests check the window arithmetic exactly; the guard has its own test.
     base = dict(window_seconds=60, calls_per_window=3, max_concurrent=0, daily_calls=0,
-                app_calls_per_window=0)
+                app_calls_per_window=0, guard_seconds=0)
     base.update(kw)
     return BudgetSettings(**base)
 
@@ -263,3 +264,13 @@ def test_slot_of_a_dead_process_expires(redis):
     assert budget.acquire("t").budget == "concurrent"
     time.sleep(0.6)
     assert budget.acquire("t").go
+
+
+def test_the_guard_lengthens_the_window_a_little(redis, clock):
+    assert BudgetSettings(window_seconds=60).effective_window == 60.25
+    assert BudgetSettings(window_seconds=2).effective_window == pytest.approx(2.1)
+    budget = RateBudget(redis, small(calls_per_window=1, guard_seconds=None), clock=clock)
+    assert budget.acquire("t1").go
+    refused = budget.acquire("t1")
+    # Not before the oldest call + 60 s window + 0.25 s guard.
+    assert refused.not_before == pytest.approx(clock() + 60.25)

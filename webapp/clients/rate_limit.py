@@ -42,6 +42,16 @@ class BudgetSettings:
     day_seconds: int = 86400
     #: How soon to look again when all concurrency slots are taken.
     concurrency_retry_seconds: float = 0.5
+    #: Extra length given to our sliding window: we count a call when it is admitted here, Xero when
+    #: it arrives there, and the gap between the two (network, a busy machine) could otherwise put a
+    #: 61st call into one of Xero's windows. None = 5% of the window, at most 0.25 s.
+    guard_seconds: float | None = None
+
+    @property
+    def effective_window(self) -> float:
+        """The window length actually enforced (window + guard)."""
+        guard = self.guard_seconds if self.guard_seconds is not None else min(0.25, self.window_seconds * 0.05)
+        return self.window_seconds + guard
 
 
 @dataclass(frozen=True)
@@ -158,7 +168,7 @@ class RateBudget:
         go, at, problem = self._acquire(
             keys=self._keys(key, now),
             args=[
-                repr(now), s.window_seconds, s.calls_per_window, s.app_calls_per_window, s.daily_calls,
+                repr(now), s.effective_window, s.calls_per_window, s.app_calls_per_window, s.daily_calls,
                 day_end, s.max_concurrent, repr(now + s.lease_seconds), member, s.concurrency_retry_seconds,
             ],
         )
@@ -222,7 +232,7 @@ class RateBudget:
                     self._k("app", "floor"), self._k("day", key, day_index),
                 ],
                 args=[
-                    repr(now), s.window_seconds, s.calls_per_window, s.app_calls_per_window, s.daily_calls,
+                    repr(now), s.effective_window, s.calls_per_window, s.app_calls_per_window, s.daily_calls,
                     "" if minute is None else minute, "" if app is None else app, "" if day is None else day,
                     day_end,
                 ],
@@ -248,7 +258,7 @@ class RateBudget:
         s = self.settings
         now = self.clock()
         day_index, day_end = self._day(now)
-        since = f"({now - s.window_seconds!r}"
+        since = f"({now - s.effective_window!r}"
         pipe = self.redis.pipeline(transaction=False)
         pipe.zcount(self._k("win", key), since, "+inf")
         pipe.hgetall(self._k("floor", key))
