@@ -33,6 +33,7 @@ def periodic_jobs() -> list[Periodic]:
         Periodic("heartbeat", "jobs.maintenance.heartbeat", float(os.environ.get("HEARTBEAT_SECONDS", "60"))),
         Periodic("purge-payloads", "jobs.maintenance.purge_all_payloads", 3600.0),
         Periodic("xero-keep-alive", "jobs.xero.keep_alive_all", 6 * 3600.0),
+        Periodic("alerts", "jobs.alerts.check_all", 60.0),
     ]
 
 

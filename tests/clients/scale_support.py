@@ -121,7 +121,8 @@ def hammer(name: str, api: str, token: str, tenant_id: str, settings: dict, star
                         read_timeout=10.0)
     stats = {
         "name": name, "tenant_id": tenant_id, "ok": 0, "ok_times": [], "refused": Counter(),
-        "min_wait": None, "zero_waits": Counter(), "slept": 0.0, "too_early": 0, "rate_limited": [], "errors": Counter(),
+        "min_wait": None, "zero_waits": Counter(), "slept": 0.0, "too_early": 0, "rate_limited": [],
+        "errors": Counter(),
         "rescheduled": None, "pid": os.getpid(),
     }
     time.sleep(max(0.0, start_at - time.time()))

@@ -1,0 +1,163 @@
+"""SPEC §11 "Engine overhead": invoices per second end-to-end with the rate limits off.
+
+    python bench/engine.py [--invoices 10000 --patients 3000 --workers 1,2 --profile]
+
+Limits off on both sides (sandbox Xero's per-tenant, concurrent, daily and app limits; sandbox
+Cliniko's calls per minute; the service's budgets) so only the engine, Postgres, Redis and the
+local sandbox set the pace. For each worker count: a fresh database, a backfill through RQ workers
+(`python -m jobs.worker`), and the rate over the push phase (discovery done → last row written) and
+over the whole run. With --profile, the same backfill once more in one process under cProfile
+(`python -m cProfile -o … -m flask … sync backfill SLUG --since … --wait`: an RQ worker forks a
+work horse per job, so profiling `jobs.worker` itself would only show the parent waiting), and the
+top functions. Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import pstats
+import sys
+import time
+from datetime import date, timedelta
+
+import harness
+from harness import FLASK, HUGE, ROOT, Stack, log
+
+SLUG = "engine"
+XERO_LIMITS_OFF = {"minute_limit": HUGE, "concurrent_limit": HUGE, "day_limit": HUGE, "app_minute_limit": HUGE}
+SERVICE_LIMITS_OFF = {"XERO_CALLS_PER_WINDOW": str(HUGE), "XERO_MAX_CONCURRENT": "1000",
+                      "XERO_DAILY_CALLS": str(HUGE), "XERO_APP_CALLS_PER_WINDOW": str(HUGE),
+                      "CLINIKO_CALLS_PER_MINUTE": str(HUGE)}
+CLINIKO_CPM = 2**31 - 1
+
+
+def tz(d):
+    return d if d is None or d.tzinfo else d.replace(tzinfo=harness.UTC)
+
+
+def run(args, workers: int) -> dict:
+    with Stack(db="cliniko_xero_bench_engine", redis_db=11, env=SERVICE_LIMITS_OFF) as stack:
+        stack.start_xero(window=60, limits=XERO_LIMITS_OFF)
+        stack.start_cliniko(seed=args.seed, patients=args.patients, invoices=args.invoices,
+                            calls_per_minute=CLINIKO_CPM)
+        practice_id = stack.wire(SLUG)
+        stack.start_workers(workers)
+        since = (date.today() - timedelta(days=400)).isoformat()
+        t0 = time.monotonic()
+        stack.flask("sync", "backfill", SLUG, "--since", since)
+        settled = stack.wait_settled(practice_id, args.timeout, interval=0.2)
+        wall = time.monotonic() - t0
+        created, started, finished = (tz(x) for x in stack.sql(
+            "SELECT created_at, started_at, finished_at FROM backfills WHERE practice_id = %s ORDER BY id DESC "
+            "LIMIT 1", (practice_id,))[0])
+        last = tz(stack.last_write_at(practice_id))
+        counts = dict(stack.sql("SELECT kind, count(*) FROM sync_jobs WHERE practice_id = %s AND status = 'synced' "
+                                "GROUP BY kind", (practice_id,)))
+        handled = stack.sql("SELECT count(*) FROM sync_jobs WHERE practice_id = %s AND kind = 'invoice' AND "
+                            "status IN ('synced', 'failed', 'skipped')", (practice_id,))[0][0]
+        org = stack.xero_org(summary=True)
+        load = [round(x, 2) for x in __import__("os").getloadavg()]
+    invoices = counts.get("invoice", 0)
+    push = (last - finished).total_seconds()
+    total = (last - created).total_seconds()
+    return {
+        "workers": workers,
+        "synced": counts, "invoices_handled": handled,
+        "discovery_seconds": round((finished - started).total_seconds(), 2),
+        "push_phase_seconds": round(push, 2),
+        "end_to_end_seconds": round(total, 2),
+        "wall_seconds_incl_cli": round(wall, 2),
+        "invoices_per_second_push": round(invoices / push, 1) if push > 0 else None,
+        "invoices_per_second_end_to_end": round(invoices / total, 1) if total > 0 else None,
+        "rows_per_second_push": round(sum(counts.values()) / push, 1) if push > 0 else None,
+        "xero_calls": org["calls"]["admitted"], "http_429": org["calls"]["rate_limited"],
+        "loadavg_after": load, "timed_out": settled.get("timed_out"),
+    }
+
+
+def profile(args) -> dict:
+    out = ROOT / ".run" / "bench" / "engine.prof"
+    with Stack(db="cliniko_xero_bench_engine", redis_db=11, env=SERVICE_LIMITS_OFF) as stack:
+        stack.start_xero(window=60, limits=XERO_LIMITS_OFF)
+        stack.start_cliniko(seed=args.seed, patients=args.patients, invoices=args.invoices,
+                            calls_per_minute=CLINIKO_CPM)
+        stack.wire(SLUG)
+        since = (date.today() - timedelta(days=400)).isoformat()
+        t0 = time.monotonic()
+        cmd = [FLASK[0], "-m", "cProfile", "-o", str(out), *FLASK[1:], "sync", "backfill", SLUG, "--since", since,
+               "--wait", "--timeout", str(args.timeout)]
+        import subprocess
+
+        r = subprocess.run(cmd, cwd=ROOT, env=stack.env, capture_output=True, text=True, timeout=args.timeout + 60)
+        elapsed = time.monotonic() - t0
+        if r.returncode != 0:
+            raise RuntimeError(r.stderr[-2000:])
+    stats = pstats.Stats(str(out))
+    total = stats.total_tt
+
+    def top(key: str, n: int) -> list:
+        rows = []
+        for (file, line, func), (_cc, nc, tt, ct, _callers) in sorted(
+                stats.stats.items(), key=lambda kv: kv[1][3 if key == "cumulative" else 2], reverse=True):
+            short = file.replace(str(ROOT) + "/", "")
+            if "site-packages/" in short:
+                short = short.split("site-packages/", 1)[1]
+            rows.append({"function": f"{short}:{line}({func})", "calls": nc, "tottime": round(tt, 2),
+                         "cumtime": round(ct, 2), "share_cum": round(ct / total, 3) if total else None})
+            if len(rows) >= n:
+                break
+        return rows
+
+    def group(pred) -> float:
+        return round(sum(v[2] for k, v in stats.stats.items() if pred(k[0])), 2)
+
+    buf = io.StringIO()
+    pstats.Stats(str(out), stream=buf).sort_stats("cumulative").print_stats(40)
+    (ROOT / ".run" / "bench" / "engine-profile.txt").write_text(buf.getvalue())
+    return {
+        "command": "python -m cProfile -o .run/bench/engine.prof -m flask --app wsgi sync backfill engine "
+                   "--since … --wait",
+        "output": r.stdout.strip().splitlines()[-1] if r.stdout.strip() else None,
+        "elapsed_seconds": round(elapsed, 2), "profiled_cpu_seconds": round(total, 2),
+        "self_time_by_area": {
+            "webapp": group(lambda f: "/webapp/" in f),
+            "sqlalchemy": group(lambda f: "sqlalchemy" in f),
+            "psycopg": group(lambda f: "psycopg" in f),
+            "requests_urllib3_http": group(lambda f: any(x in f for x in ("requests", "urllib3", "http/client",
+                                                                           "socket", "ssl"))),
+            "json": group(lambda f: "json" in f),
+            "builtins_and_other": None,
+        },
+        "top_cumulative": top("cumulative", 30),
+        "top_self": top("tottime", 20),
+        "full_text": ".run/bench/engine-profile.txt",
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--invoices", type=int, default=10_000)
+    ap.add_argument("--patients", type=int, default=3_000)
+    ap.add_argument("--workers", default="1,2", help="comma-separated worker counts")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--timeout", type=float, default=1800)
+    ap.add_argument("--profile", action="store_true", help="also profile one in-process run")
+    args = ap.parse_args()
+    result = {"bench": "engine", "machine": harness.machine(),
+              "sizes": {"invoices": args.invoices, "patients": args.patients}, "runs": []}
+    for n in [int(x) for x in args.workers.split(",") if x]:
+        log(f"engine run with {n} worker(s)")
+        result["runs"].append(run(args, n))
+    one = next((r for r in result["runs"] if r["workers"] == 1), None)
+    if one:
+        result["target"] = {"invoices_per_second_one_worker>=300": (one["invoices_per_second_push"] or 0) >= 300}
+    if args.profile:
+        log("profiled in-process run")
+        result["profile"] = profile(args)
+    harness.emit(result)
+    return 0 if all(result.get("target", {}).values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,391 @@
+"""Shared plumbing for the bench programs: services, own database and Redis index, sandboxes, web app,
+OAuth connect over HTTP, CLI calls, worker processes, progress polling, and stopping it all.
+
+Nothing here imports the application: it runs `flask --app wsgi …`, `python -m jobs.worker` and the
+sandboxes as subprocesses and talks HTTP to them. Postgres is read (and, for the few settings that
+have no CLI yet, written) through psycopg.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import platform
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import suppress
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import redis
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+FLASK = [PYTHON, "-m", "flask", "--app", "wsgi"]
+# Each program has its own database and Redis index (so two programs may run at once); env overrides.
+BENCH_DB = os.environ.get("BENCH_DB_NAME")
+BENCH_REDIS_DB = os.environ.get("BENCH_REDIS_DB")
+CLINIKO_KEY = "sandbox-key-au1"
+ADMIN_EMAIL = "bench@example.com"
+ADMIN_PASSWORD = "bench-password-123"
+TAX_MAP = {"GST": "OUTPUT", "GST Free": "EXEMPTOUTPUT"}
+HUGE = 10**9
+
+
+def log(*args) -> None:
+    print("[bench]", *args, file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def machine() -> dict:
+    """What the figures were measured on."""
+    info = {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()}
+    with suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+    with suppress(OSError):
+        info["loadavg_at_start"] = [round(x, 2) for x in os.getloadavg()]
+    return info
+
+
+def services_env() -> dict:
+    """DATABASE_URL / REDIS_URL from the environment, else from `scripts/services.sh up`."""
+    if os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL"):
+        return {"DATABASE_URL": os.environ["DATABASE_URL"], "REDIS_URL": os.environ["REDIS_URL"]}
+    out = subprocess.run([str(ROOT / "scripts/services.sh"), "up"], cwd=ROOT, check=True, capture_output=True,
+                         text=True, timeout=300).stdout
+    env = {}
+    for line in out.splitlines():
+        m = re.match(r"export (\w+)=(.*)$", line.strip())
+        if m:
+            env[m.group(1)] = shlex.split(m.group(2))[0] if m.group(2) else ""
+    return env
+
+
+def with_db(url: str, name: str) -> str:
+    parts = urlsplit(url.replace("postgres://", "postgresql://", 1))
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+def with_redis_db(url: str, index: int) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{index}"))
+
+
+class Stack:
+    """Everything one bench run starts; a context manager that stops it all (also on Ctrl-C / SIGTERM)."""
+
+    def __init__(self, *, db: str = "cliniko_xero_bench", redis_db: int = 9, window: float = 60.0,
+                 env: dict | None = None, fresh: bool = True):
+        self.db_name = BENCH_DB or db
+        self.redis_db = int(BENCH_REDIS_DB or redis_db)
+        self.window = window
+        self.procs: list[tuple[str, subprocess.Popen]] = []
+        self.logdir = ROOT / ".run" / "bench" / self.db_name
+        self.logdir.mkdir(parents=True, exist_ok=True)
+        self.fresh = fresh
+        self.extra_env = dict(env or {})
+
+    # --- lifecycle -------------------------------------------------------------------------------
+    def __enter__(self) -> Stack:
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+        base = services_env()
+        self.database_url = with_db(base["DATABASE_URL"], self.db_name)
+        self.redis_url = with_redis_db(base["REDIS_URL"], self.redis_db)
+        key = base64.urlsafe_b64encode(os.urandom(32)).decode()
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": self.database_url,
+            "REDIS_URL": self.redis_url,
+            "SECRET_KEY": base64.urlsafe_b64encode(os.urandom(24)).decode(),
+            "TOKEN_ENCRYPTION_KEYS": key,
+            "CLINIKO_USER_AGENT": "Cliniko Xero Sync bench (bench@example.com)",
+            "SESSION_COOKIE_SECURE": "0",
+            "XERO_CLIENT_ID": "sandbox-client",
+            "XERO_CLIENT_SECRET": "sandbox-secret",
+            "XERO_RATE_WINDOW_SECONDS": str(self.window),
+            "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
+            "PYTHONUNBUFFERED": "1",
+            **self.extra_env,
+        }
+        self.env.pop("TEST_DATABASE_URL", None)
+        if self.fresh:
+            self._fresh_database(base["DATABASE_URL"])
+        redis.Redis.from_url(self.redis_url).flushdb()
+        self.flask("db", "upgrade", timeout=300)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop_all()
+
+    def _fresh_database(self, admin_url: str) -> None:
+        with psycopg.connect(with_db(admin_url, "postgres"), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{self.db_name}"')
+
+    def spawn(self, name: str, argv: list[str], env: dict | None = None) -> subprocess.Popen:
+        logfile = open(self.logdir / f"{name}.log", "w")  # noqa: SIM115 (kept open for the child)
+        proc = subprocess.Popen(argv, cwd=ROOT, env=env or self.env, stdout=logfile, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        self.procs.append((name, proc))
+        return proc
+
+    def stop(self, proc: subprocess.Popen, timeout: float = 15) -> None:
+        if proc.poll() is None:
+            with suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                with suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+        self.procs = [(n, p) for n, p in self.procs if p is not proc]
+
+    def stop_all(self) -> None:
+        for _name, proc in reversed(list(self.procs)):
+            with suppress(Exception):
+                self.stop(proc)
+
+    # --- CLI -------------------------------------------------------------------------------------
+    def flask(self, *args: str, timeout: float = 600, env: dict | None = None) -> str:
+        result = subprocess.run([*FLASK, *args], cwd=ROOT, env=env or self.env, capture_output=True, text=True,
+                                timeout=timeout)
+        if result.returncode != 0:
+            raise RuntimeError(f"flask {' '.join(args)} failed ({result.returncode}): "
+                               f"{result.stderr.strip()[-2000:]}")
+        return result.stdout
+
+    def sql(self, query: str, params: tuple = (), fetch: bool = True):
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            cur = conn.execute(query, params)
+            return cur.fetchall() if fetch and cur.description else None
+
+    # --- sandboxes and web -----------------------------------------------------------------------
+    def start_xero(self, *, window: float, limits: dict | None = None) -> str:
+        port = free_port()
+        self.spawn("sandbox-xero", [PYTHON, "-m", "sandbox.xero", "--port", str(port), "--window-seconds",
+                                    str(window), "--auto-consent"])
+        self.xero_url = f"http://127.0.0.1:{port}"
+        wait_http(f"{self.xero_url}/_sandbox/state?summary=1")
+        if limits:
+            requests.post(f"{self.xero_url}/_sandbox/limits", json=limits, timeout=10).raise_for_status()
+        self.env.update({
+            "XERO_AUTHORIZE_URL": f"{self.xero_url}/identity/connect/authorize",
+            "XERO_TOKEN_URL": f"{self.xero_url}/connect/token",
+            "XERO_REVOKE_URL": f"{self.xero_url}/connect/revocation",
+            "XERO_CONNECTIONS_URL": f"{self.xero_url}/connections",
+            "XERO_API_URL": f"{self.xero_url}/api.xro/2.0",
+        })
+        return self.xero_url
+
+    def start_cliniko(self, *, seed: int, patients: int, invoices: int, calls_per_minute: int = 200) -> str:
+        port = free_port()
+        self.spawn("sandbox-cliniko", [PYTHON, "-m", "sandbox.cliniko", "--port", str(port), "--seed", str(seed),
+                                       "--patients", str(patients), "--invoices", str(invoices),
+                                       "--calls-per-minute", str(calls_per_minute)])
+        self.cliniko_url = f"http://127.0.0.1:{port}"
+        wait_http(f"{self.cliniko_url}/_sandbox/state", timeout=300)
+        self.env["CLINIKO_API_URL"] = f"{self.cliniko_url}/v1"
+        return self.cliniko_url
+
+    def xero_state(self, summary: bool = False) -> dict:
+        r = requests.get(f"{self.xero_url}/_sandbox/state", params={"summary": 1} if summary else None, timeout=120)
+        r.raise_for_status()
+        return r.json()
+
+    def xero_org(self, summary: bool = False, name: str = "Demo Clinic Pty Ltd") -> dict:
+        return next(o for o in self.xero_state(summary)["organisations"] if o["name"] == name)
+
+    def cliniko_state(self, invoices: bool = False) -> dict:
+        r = requests.get(f"{self.cliniko_url}/_sandbox/state", params={"invoices": 1} if invoices else None,
+                         timeout=120)
+        r.raise_for_status()
+        return r.json()
+
+    def connect_xero(self, practice_id: int) -> None:
+        """Start the web app, log in, run the OAuth connect through it (sandbox auto-consent), stop it."""
+        port = free_port()
+        self.env["XERO_REDIRECT_URI"] = f"http://127.0.0.1:{port}/xero/callback"
+        with suppress(RuntimeError):
+            self.flask("users", "create", ADMIN_EMAIL, "--role", "admin", "--password", ADMIN_PASSWORD)
+        web = self.spawn("web", [*FLASK, "run", "--host", "127.0.0.1", "--port", str(port)])
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_http(f"{base}/healthz")
+            http = requests.Session()
+            page = http.get(f"{base}/login", timeout=30)
+            token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page.text) or re.search(
+                r'value="([^"]+)"[^>]*name="csrf_token"', page.text)
+            assert token, "no csrf_token on /login"
+            r = http.post(f"{base}/login", data={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD,
+                                                 "csrf_token": token.group(1)}, timeout=30, allow_redirects=False)
+            assert r.status_code in (302, 303), f"login failed: {r.status_code}"
+            r = http.get(f"{base}/practices/{practice_id}/xero/connect", timeout=30, allow_redirects=False)
+            assert r.status_code in (302, 303), f"connect did not redirect: {r.status_code} {r.text[:300]}"
+            consent = requests.get(r.headers["Location"], timeout=30, allow_redirects=False)
+            assert consent.status_code in (302, 303), f"sandbox did not auto-consent: {consent.status_code}"
+            callback = consent.headers["Location"]
+            r = http.get(callback, timeout=60, allow_redirects=False)
+            assert r.status_code in (302, 303), f"callback failed: {r.status_code} {r.text[:300]}"
+        finally:
+            self.stop(web)
+
+    # --- practice setup by CLI (plus SQL where no CLI exists yet) ---------------------------------
+    def create_practice(self, slug: str, *, connect: bool = True, settings: dict | None = None) -> int:
+        practice_id = int(self.flask("practices", "create", "--name", f"Bench {slug}", "--slug", slug,
+                                     "--cliniko-api-key", CLINIKO_KEY).strip().splitlines()[-1])
+        if settings:  # no CLI for practice settings such as sync_from: SQL (see bench/README.md)
+            self.sql("UPDATE practices SET settings = coalesce(settings, '{}'::jsonb) || %s::jsonb WHERE id = %s",
+                     (json.dumps(settings), practice_id), fetch=False)
+        if connect:
+            self.connect_xero(practice_id)
+            self.flask("practices", "set-defaults", slug, "--sales-account", "200", "--payment-account", "090",
+                       "--rounding-account", "860", "--tax-exempt", "EXEMPTOUTPUT")
+        return practice_id
+
+    def map_taxes(self, practice_id: int) -> int:
+        """Tax mappings 'GST'→OUTPUT, 'GST Free'→EXEMPTOUTPUT (no CLI yet: SQL; needs the catalogue)."""
+        rows = self.sql("SELECT cliniko_id, name FROM cliniko_catalogue WHERE practice_id = %s AND kind = 'tax'",
+                        (practice_id,))
+        n = 0
+        for cliniko_id, name in rows:
+            if name in TAX_MAP:
+                self.sql("INSERT INTO mappings (practice_id, kind, cliniko_id, cliniko_name, tax_type, created_at, "
+                         "updated_at) VALUES (%s, 'tax', %s, %s, %s, now(), now()) ON CONFLICT DO NOTHING",
+                         (practice_id, cliniko_id, name, TAX_MAP[name]), fetch=False)
+                n += 1
+        return n
+
+    def wire(self, slug: str) -> int:
+        """A connected, defaulted, tax-mapped, enabled practice whose cursor starts now."""
+        practice_id = self.create_practice(slug)
+        self.flask("sync", "poll", slug)  # loads the Cliniko catalogue (cursor = now: no invoices)
+        if self.map_taxes(practice_id) < len(TAX_MAP):
+            raise RuntimeError("Cliniko taxes GST / GST Free not found in the catalogue")
+        self.flask("practices", "enable", slug)
+        return practice_id
+
+    # --- workers and progress ----------------------------------------------------------------------
+    def start_workers(self, n: int, env: dict | None = None, prefix: list[str] | None = None) -> list:
+        procs = []
+        for i in range(n):
+            procs.append(self.spawn(f"worker-{i}", [*(prefix or [PYTHON]), "-m", "jobs.worker"],
+                                    env={**self.env, **(env or {})}))
+        return procs
+
+    def progress(self, practice_id: int) -> dict:
+        """The counts `sync status --json` prints, plus the stop condition, read with one SQL query."""
+        counts: dict = {}
+        for kind, status, n in self.sql("SELECT kind, status, count(*) FROM sync_jobs WHERE practice_id = %s "
+                                        "GROUP BY kind, status", (practice_id,)):
+            counts.setdefault(kind, {})[status] = n
+        waiting_ready = self.sql(
+            "SELECT count(*) FROM sync_jobs w JOIN sync_jobs i ON i.practice_id = w.practice_id AND "
+            "i.kind = 'invoice' AND i.cliniko_id = w.parent_cliniko_id AND i.status = 'synced' "
+            "WHERE w.practice_id = %s AND w.status = 'waiting' AND w.kind <> 'invoice'", (practice_id,))[0][0]
+        backfill = self.sql("SELECT state FROM backfills WHERE practice_id = %s ORDER BY id DESC LIMIT 1",
+                            (practice_id,))
+        busy = sum(n for kinds in counts.values() for s, n in kinds.items()
+                   if s in ("pending", "retrying", "running"))
+        return {"counts": counts, "busy": busy, "waiting_ready": waiting_ready,
+                "backfill": backfill[0][0] if backfill else None}
+
+    def wait_settled(self, practice_id: int, timeout: float, interval: float = 0.25) -> dict:
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            p = self.progress(practice_id)
+            done = p["backfill"] in ("done", "failed", "cancelled", None) and p["busy"] == 0 \
+                and p["waiting_ready"] == 0
+            if done:
+                return {**p, "timed_out": False}
+            if p != last:
+                last = p
+            for name, proc in self.procs:
+                if name.startswith("worker") and proc.poll() is not None:
+                    raise RuntimeError(f"{name} exited with {proc.returncode}; see {self.logdir}/{name}.log")
+            time.sleep(interval)
+        return {**(last or {}), "timed_out": True}
+
+    def last_write_at(self, practice_id: int) -> datetime | None:
+        row = self.sql("SELECT max(updated_at) FROM sync_jobs WHERE practice_id = %s", (practice_id,))
+        return row[0][0]
+
+    def failures_by_category(self, practice_id: int) -> dict:
+        out: dict = {}
+        for kind, category, n in self.sql(
+                "SELECT kind, coalesce(error_category, '?'), count(*) FROM sync_jobs WHERE practice_id = %s AND "
+                "status = 'failed' GROUP BY 1, 2", (practice_id,)):
+            out.setdefault(category, {})[kind] = n
+        return out
+
+    def sample_failures(self, practice_id: int, limit: int = 3) -> list:
+        return [{"kind": k, "category": c, "reason": (r or "")[:200]} for k, c, r in self.sql(
+            "SELECT kind, error_category, failure_reason FROM sync_jobs WHERE practice_id = %s AND status = 'failed' "
+            "ORDER BY id LIMIT %s", (practice_id, limit))]
+
+
+def wait_http(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if requests.get(url, timeout=5).status_code < 500:
+                return
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url} did not answer within {timeout} s")
+        time.sleep(0.2)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def audit(org: dict, cliniko_invoices: list[dict]) -> dict:
+    """Duplicates in sandbox Xero and totals against Cliniko (by invoice number)."""
+    accrec = [i for i in org["invoices"] if i["Type"] == "ACCREC"]
+    numbers = [i["InvoiceNumber"] for i in accrec]
+    contact_numbers = [c["ContactNumber"] for c in org["contacts"] if c.get("ContactNumber")]
+    multi_paid = [i["InvoiceNumber"] for i in accrec
+                  if sum(1 for p in i["payments"] if p.get("Status") != "DELETED") > 1]
+    cliniko = {str(i["number"]): i for i in cliniko_invoices}
+    mismatched, unknown = [], []
+    from decimal import Decimal
+
+    for inv in accrec:
+        src = cliniko.get(str(inv["InvoiceNumber"]))
+        if src is None:
+            unknown.append(inv["InvoiceNumber"])
+        elif Decimal(str(src["total_amount"])).quantize(Decimal("0.01")) != Decimal(inv["Total"]):
+            mismatched.append({"number": inv["InvoiceNumber"], "xero": inv["Total"],
+                               "cliniko": str(src["total_amount"])})
+    return {
+        "duplicates": {"invoice_numbers": len(numbers) - len(set(numbers)),
+                       "contact_numbers": len(contact_numbers) - len(set(contact_numbers)),
+                       "invoices_with_more_than_one_payment": len(multi_paid)},
+        "totals_match": not mismatched and not unknown,
+        "totals_mismatched": mismatched[:5], "totals_mismatched_count": len(mismatched),
+        "xero_invoices_not_in_cliniko": len(unknown),
+    }
+
+
+def emit(result: dict) -> None:
+    print(json.dumps(result, indent=2, sort_keys=False, default=str))

@@ -1,0 +1,236 @@
+"""Practice settings and mappings screens (SPEC §8 items 2 and 3).
+
+- `/settings/`: the practices in scope, each with links to its two screens (the menu item).
+- `/practices/<id>/settings/`: invoice, contact and filter options, Closed-status policy, rounding, time zone.
+- `/practices/<id>/mappings/`: Cliniko billable items, products, practitioners, businesses and taxes beside
+  the Xero account / payment account / tracking option / tax rate chosen for each.
+
+Admins edit; support users read (no forms; POST → 403); another practice → 404.
+"""
+
+from __future__ import annotations
+
+from flask import abort, flash, redirect, request, url_for
+from flask_admin import BaseView, expose
+from flask_login import current_user
+
+from webapp.access import practice_in_scope
+from webapp.admin.access import SecuredView
+from webapp.admin.dashboard import practices_in_scope
+from webapp.admin.settings_forms import RefreshForm, SettingsForm, field_name, mapping_form
+from webapp.extensions import db
+from webapp.practice_settings import (
+    EXCLUDE_KINDS,
+    FIELD_LABELS,
+    GROUPS,
+    KIND_LABELS,
+    MAPPING_FIELDS,
+    catalogue,
+    default_text,
+    effective,
+    mappings_of,
+    pickers,
+    save_mappings,
+    save_settings,
+    stored_or_default,
+    validate,
+)
+from webapp.sync.settings import PracticeSettings, SettingsError
+
+HELP = {
+    "invoice_status": "AUTHORISED invoices are approved in Xero and can take payments; DRAFT ones wait for "
+                      "someone to approve them (payments wait too).",
+    "invoice_number_prefix": "Put before the Cliniko invoice number to make Xero's InvoiceNumber, e.g. CLK-.",
+    "reference_template": "Placeholders: {number}, {patient}, {practitioner}, {business}, {appointment_date}.",
+    "line_description_template": "Placeholders: {item}, {code}, {practitioner}, {appointment_date}.",
+    "line_amount_types": "Cliniko's API gives prices before tax, so Exclusive is right for most practices.",
+    "due_days": "DueDate = issue date + this many days (0–365).",
+    "contact_number_prefix": "ContactNumber = prefix + Cliniko patient id; it is how a patient's contact is found "
+                             "again. Changing it makes new contacts for every patient.",
+    "contact_details": "How much of the patient's details is copied to Xero.",
+    "sync_from": "Invoices issued before this date are skipped. Empty: no limit.",
+    "exclude_billable_items": "Lines for these are dropped; an invoice with only excluded lines is skipped.",
+    "exclude_products": "Lines for these are dropped; an invoice with only excluded lines is skipped.",
+    "exclude_businesses": "Invoices of these businesses are skipped.",
+    "exclude_practitioners": "Invoices of these practitioners are skipped.",
+    "skip_zero_total": "Invoices totalling $0.00 are not sent.",
+    "only_paid": "For practices that invoice insurers elsewhere: unpaid invoices are skipped until paid.",
+    "closed_policy": "What a Cliniko invoice moved to Closed means for its Xero invoice.",
+    "rounding_tolerance": "Up to this difference between Cliniko's total and Xero's, a rounding line goes to "
+                          "the rounding account; beyond it the invoice fails (0–1.00).",
+    "time_zone": "Used for payment dates when the Cliniko business has no time zone (IANA name).",
+}
+
+
+class _PracticeView(SecuredView, BaseView):
+    """Per-practice screens: not in the menu (reached from the Settings list and the practice page)."""
+
+    def is_visible(self) -> bool:
+        return False
+
+    @staticmethod
+    def _practice(practice_id: int, write: bool = False):
+        return practice_in_scope(practice_id, admin=write)
+
+
+class SettingsIndexView(SecuredView, BaseView):
+    """The menu item: practices in scope with links to their settings and mappings."""
+
+    @expose("/")
+    def index(self):
+        return self.render("admin/settings/index.html", practices=practices_in_scope())
+
+
+class PracticeSettingsView(_PracticeView):
+    """One practice's sync settings."""
+
+    @expose("/", methods=["GET", "POST"])
+    def index(self, practice_id: int):
+        if request.method == "POST":
+            return self._save(practice_id)
+        practice = self._practice(practice_id)
+        return self._page(practice, self._form(practice))
+
+    def _form(self, practice, formdata=None) -> SettingsForm:
+        stored = stored_or_default(practice)
+        form = SettingsForm(formdata=formdata, data=stored)
+        form.fill_choices({kind: catalogue(practice.id, kind) for kind in EXCLUDE_KINDS.values()},
+                          {name: list(stored.get(name) or []) for name in EXCLUDE_KINDS})
+        return form
+
+    def _page(self, practice, form, status=200):
+        try:
+            settings, problem = effective(practice), None
+        except SettingsError as exc:
+            settings, problem = PracticeSettings(), str(exc)
+        stored = stored_or_default(practice)
+        names = {name: {r.cliniko_id: r.name for r in catalogue(practice.id, kind)}
+                 for name, kind in EXCLUDE_KINDS.items()}
+        return self.render("admin/settings/practice.html", practice=practice, form=form, groups=GROUPS,
+                           help=HELP, settings=settings, stored=stored, names=names, problem=problem,
+                           exclude_names=EXCLUDE_KINDS), status
+
+    def _save(self, practice_id: int):
+        practice = self._practice(practice_id, write=True)
+        form = self._form(practice, formdata=request.form)
+        if not form.validate():
+            return self._page(practice, form, status=400)
+        values = form.values()
+        _, errors = validate(values)
+        if errors:
+            for name, message in errors.items():
+                getattr(form, name, form.csrf_token).errors.append(message)
+            flash("Nothing was saved: correct the settings marked below.", "error")
+            return self._page(practice, form, status=400)
+        result = save_settings(practice, current_user, values)
+        flash(result.message(), "info")
+        return redirect(url_for(".index", practice_id=practice.id))
+
+
+class MappingsView(_PracticeView):
+    """One practice's Cliniko → Xero mappings, one form per kind."""
+
+    @expose("/")
+    def index(self, practice_id: int):
+        practice = self._practice(practice_id)
+        return self._page(practice)
+
+    def _tables(self, practice, picks, settings, posted_kind=None, posted_form=None):
+        tables = []
+        for kind, fields in MAPPING_FIELDS.items():
+            rows = catalogue(practice.id, kind)
+            current = mappings_of(practice.id, kind)
+            form = posted_form if kind == posted_kind else mapping_form(fields, rows, current, picks)
+            tables.append({
+                "kind": kind, "title": KIND_LABELS[kind][0], "fields": fields, "rows": rows, "form": form,
+                "current": current, "defaults": {f: default_text(kind, f, settings, picks) for f in fields},
+                "labels": {f: FIELD_LABELS[f] for f in fields},
+            })
+        return tables
+
+    def _page(self, practice, posted_kind=None, posted_form=None, status=200):
+        picks = pickers(_connection(practice))
+        try:
+            settings = effective(practice)
+        except SettingsError:
+            settings = PracticeSettings()
+        tables = self._tables(practice, picks, settings, posted_kind, posted_form)
+        return self.render("admin/mappings/practice.html", practice=practice, tables=tables, picks=picks,
+                           settings=settings, field_name=field_name, refresh_form=RefreshForm(formdata=None)), status
+
+    @expose("/<kind>", methods=["POST"])
+    def save(self, practice_id: int, kind: str):
+        practice = self._practice(practice_id, write=True)
+        if kind not in MAPPING_FIELDS:
+            abort(404)
+        picks = pickers(_connection(practice))
+        rows = catalogue(practice.id, kind)
+        fields = MAPPING_FIELDS[kind]
+        form = mapping_form(fields, rows, mappings_of(practice.id, kind), picks, formdata=request.form)
+        if not form.validate():
+            flash("Nothing was saved: correct the choices marked below.", "error")
+            return self._page(practice, posted_kind=kind, posted_form=form, status=400)
+        chosen = {r.cliniko_id: {f: getattr(form, field_name(f, r.cliniko_id)).data or None for f in fields}
+                  for r in rows}
+        result = save_mappings(practice, current_user, kind, chosen, {r.cliniko_id: r.name for r in rows})
+        flash(result.message(kind), "info")
+        return redirect(url_for(".index", practice_id=practice.id) + f"#{kind}")
+
+    @expose("/refresh/cliniko", methods=["POST"])
+    def refresh_cliniko(self, practice_id: int):
+        """Re-read the Cliniko catalogue (billable items, products, practitioners, businesses, taxes)."""
+        from webapp.clients.errors import ClientError
+        from webapp.practices import cliniko_client
+        from webapp.sync.catalogue import refresh
+
+        practice = self._practice(practice_id, write=True)
+        if not RefreshForm().validate():
+            abort(400, "The form expired; reload the page and try again.")
+        try:
+            counts = refresh(practice, cliniko_client(practice))
+            db.session.commit()
+        except ClientError as exc:
+            db.session.rollback()
+            flash(f"Could not read from Cliniko: {exc.message}", "error")
+        else:
+            flash("Read from Cliniko: " + ", ".join(
+                f"{counts.get(k, 0)} {KIND_LABELS[k][0].lower()}" for k in MAPPING_FIELDS) + ".", "info")
+        return redirect(url_for(".index", practice_id=practice_id))
+
+    @expose("/refresh/xero", methods=["POST"])
+    def refresh_xero(self, practice_id: int):
+        """Re-read accounts, tax rates and tracking options from the active Xero connection."""
+        from webapp.xero.connections import refresh_reference_data
+
+        practice = self._practice(practice_id, write=True)
+        if not RefreshForm().validate():
+            abort(400, "The form expired; reload the page and try again.")
+        connection = _connection(practice)
+        if connection is None:
+            flash("Connect the practice to Xero first.", "error")
+            return redirect(url_for(".index", practice_id=practice_id))
+        try:
+            counts = refresh_reference_data(connection)
+            db.session.commit()
+        except Exception as exc:  # the same handling as the practice page's button
+            db.session.rollback()
+            flash(f"Could not read from Xero: {exc}", "error")
+        else:
+            flash(f"Read {counts['accounts']} accounts, {counts['tax_rates']} tax rates and "
+                  f"{counts['tracking_options']} tracking options from Xero.", "info")
+        return redirect(url_for(".index", practice_id=practice_id))
+
+
+def _connection(practice):
+    from webapp.practices import active_connection
+
+    return active_connection(practice)
+
+
+def register(admin) -> None:
+    """Add the Settings menu item and the two per-practice screens."""
+    admin.add_view(SettingsIndexView(name="Settings", endpoint="settings", url="/settings"))
+    admin.add_view(PracticeSettingsView(name="Practice settings", endpoint="practice_settings",
+                                        url="/practices/<int:practice_id>/settings"))
+    admin.add_view(MappingsView(name="Mappings", endpoint="practice_mappings",
+                                url="/practices/<int:practice_id>/mappings"))
