@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint browser services-down clean
+.PHONY: demo test lint browser services-down clean bench
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11+ is required"; exit 1; }
@@ -26,6 +26,12 @@ test: $(STAMP) browser
 ## Chromium for the browser tests (Debian's package; Playwright's own download does not work here).
 browser:
 	@scripts/browser.sh
+
+## make bench: the SPEC §11 benchmarks at full size (one JSON object each; see bench/README.md).
+bench: $(STAMP)
+	@$(BIN)/python bench/backfill.py --invoices 10000 --patients 3000 --window $${BENCH_WINDOW:-10} || true
+	@$(BIN)/python bench/cliniko_reads.py --invoices 10000 --patients 3000 || true
+	@$(BIN)/python bench/engine.py --invoices 10000 --patients 3000 --workers 1,2 --profile || true
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

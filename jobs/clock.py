@@ -41,7 +41,7 @@ def claim_slot(conn: redis.Redis, job: Periodic, now: float) -> bool:
     """True for exactly one caller per (job, time slot), across every clock process (Redis SET NX)."""
     slot = int(now // job.every)
     key = f"clock:slot:{job.name}:{slot}"
-    return bool(conn.set(key, os.getpid(), nx=True, ex=max(int(job.every * 3), 5)))
+    return bool(conn.set(key, os.getpid(), nx=True, ex=max(int(job.every * 3), 120)))
 
 
 def tick(conn: redis.Redis, jobs: list[Periodic], now: float | None = None) -> list[str]:

@@ -7,9 +7,6 @@ from flask_admin.theme import Bootstrap4Theme
 
 from webapp.admin.dashboard import DashboardView
 from webapp.admin.practices import PracticesView
-from webapp.admin.users import UserListView
-from webapp.extensions import db
-from webapp.models import User
 
 # Screen modules that add their views with a `register(admin)` function, in menu order.
 SCREEN_MODULES = (
@@ -38,6 +35,4 @@ def init_app(app) -> Admin:
                 raise
             continue
         module.register(admin)
-    if "users" not in {v.endpoint for v in admin._views}:
-        admin.add_view(UserListView(User, db, name="Users", endpoint="users", url="/users"))
     return admin
