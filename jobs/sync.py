@@ -81,7 +81,15 @@ def run_backfill(backfill_id: int) -> dict:
     """Discover every invoice of a backfill (resumable; cancellable between pages)."""
     from webapp.sync.backfill import run
 
-    backfill = run(backfill_id)
+    started = []
+
+    def start_pushing(row) -> None:
+        # Push while discovery goes on: the first page's rows need not wait for the last page.
+        if not started:
+            enqueue_push(row.practice_id, queue_name="backfill")
+            started.append(True)
+
+    backfill = run(backfill_id, on_page=start_pushing)
     if backfill is not None and backfill.state in ("running", "done"):
         enqueue_push(backfill.practice_id, queue_name="backfill")
     return {"state": backfill.state if backfill else None}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
@@ -48,8 +49,10 @@ def start(practice: Practice, since: date, user: User | None) -> Backfill:
     return backfill
 
 
-def run(backfill_id: int, client=None) -> Backfill | None:
-    """Walk Cliniko invoices issued since the date, recording rows page by page; stops when cancelled."""
+def run(backfill_id: int, client=None, on_page: Callable[[Backfill], None] | None = None) -> Backfill | None:
+    """Walk Cliniko invoices issued since the date, recording rows page by page; stops when cancelled.
+
+    `on_page` is called after each committed page (the job uses it to start pushing at once)."""
     from webapp.practices import cliniko_client
 
     backfill = db.session.get(Backfill, backfill_id)
@@ -58,21 +61,27 @@ def run(backfill_id: int, client=None) -> Backfill | None:
     practice = db.session.get(Practice, backfill.practice_id)
     backfill.state, backfill.started_at = "running", backfill.started_at or utcnow()
     db.session.commit()
-    client = client or cliniko_client(practice)
+    from webapp.sync.discovery import ID_CHUNK
+
+    client = client or cliniko_client(practice, id_chunk=ID_CHUNK)
     ctx = load(practice)
     # Live invoices only (Cliniko leaves archived and deleted ones out unless asked).
     params = [("q[]", f"issue_date:>={backfill.from_date.isoformat()}"), ("sort", "issue_date,id")]
     discovered = 0
+    patient_cache: dict = {}
     try:
         for page in _pages(client.paginate("invoices", "invoices", params)):
             db.session.refresh(backfill)
             if backfill.state == "cancelled":
                 logger.info("backfill %s cancelled after %s invoices", backfill.id, discovered)
                 return backfill
-            record_page(ctx, client, page, priority=BACKFILL_PRIORITY, backfill_id=backfill.id)
+            record_page(ctx, client, page, priority=BACKFILL_PRIORITY, backfill_id=backfill.id,
+                        patient_cache=patient_cache)
             discovered += len(page)
             backfill.discovered = discovered
             db.session.commit()
+            if on_page is not None:
+                on_page(backfill)
     except ClientError as exc:
         db.session.rollback()
         backfill = db.session.get(Backfill, backfill_id)

@@ -136,32 +136,38 @@ def upsert_invoices(ctx: PracticeContext, invoices: list[dict], items_by_invoice
         for i in invoices if str(i["id"]) not in existing
     ]
     rows = _ensure_rows(ctx.practice_id, "invoice", new_values) | existing
-    for invoice in invoices:
-        row = rows[str(invoice["id"])]
-        patient = patients.get(str(invoice.get("patient_id")))
-        source = {
-            "invoice": to_json(invoice),
-            "items": to_json(items_by_invoice.get(str(invoice["id"]), [])),
-            "patient": to_json(minimal_patient(patient, "name")),
-        }
-        built = plans.invoice(ctx, source)
-        new_hash = built.hash or sha256_of(source)
-        is_new = row.source is None
-        for name, value in _invoice_fields(ctx, invoice, patient).items():
-            setattr(row, name, value)
-        changed = row.payload_hash != new_hash
-        row.source = source
-        row.payload_hash = new_hash
-        if is_new:
-            counts.created += 1
-        elif changed:
-            counts.updated += 1
-        else:
-            counts.unchanged += 1
-        if changed or is_new:
-            _on_invoice_change(row, built)
-        counts.followups += apply_followups(ctx, row)
+    followups = followup_rows(ctx.practice_id, ids)
+    with db.session.no_autoflush:
+        for invoice in invoices:
+            _upsert_one(ctx, invoice, rows[str(invoice["id"])], items_by_invoice, patients, followups, counts)
     return counts
+
+
+def _upsert_one(ctx, invoice, row, items_by_invoice, patients, followups, counts) -> None:
+    """Update one invoice row from what Cliniko says now, then its follow-ups."""
+    patient = patients.get(str(invoice.get("patient_id")))
+    source = {
+        "invoice": to_json(invoice),
+        "items": to_json(items_by_invoice.get(str(invoice["id"]), [])),
+        "patient": to_json(minimal_patient(patient, "name")),
+    }
+    built = plans.invoice(ctx, source)
+    new_hash = built.hash or sha256_of(source)
+    is_new = row.source is None
+    for name, value in _invoice_fields(ctx, invoice, patient).items():
+        setattr(row, name, value)
+    changed = row.payload_hash != new_hash
+    row.source = source
+    row.payload_hash = new_hash
+    if is_new:
+        counts.created += 1
+    elif changed:
+        counts.updated += 1
+    else:
+        counts.unchanged += 1
+    if changed or is_new:
+        _on_invoice_change(row, built)
+    counts.followups += apply_followups(ctx, row, followups.get(row.cliniko_id, {}))
 
 
 def _on_invoice_change(row: SyncJob, built: plans.Built) -> None:
@@ -189,12 +195,25 @@ def _deleted_reason(ctx: PracticeContext, invoice: dict) -> str | None:
     return None
 
 
-def apply_followups(ctx: PracticeContext, invoice_row: SyncJob) -> int:
+FOLLOWUP_KINDS = ("payment", "payment_delete", "void")
+
+
+def followup_rows(practice_id: int, cliniko_ids: list[str]) -> dict[str, dict[str, SyncJob]]:
+    """{invoice id: {kind: row}} of the follow-up rows of many invoices, in one query."""
+    result: dict[str, dict[str, SyncJob]] = {cid: {} for cid in cliniko_ids}
+    if cliniko_ids:
+        for row in db.session.scalars(select(SyncJob).where(
+                SyncJob.practice_id == practice_id, SyncJob.cliniko_id.in_(cliniko_ids),
+                SyncJob.kind.in_(FOLLOWUP_KINDS))):
+            result.setdefault(row.cliniko_id, {})[row.kind] = row
+    return result
+
+
+def apply_followups(ctx: PracticeContext, invoice_row: SyncJob, siblings: dict[str, SyncJob] | None = None) -> int:
     """Create or move the payment / payment_delete / void rows the invoice's state calls for."""
     invoice = from_json((invoice_row.source or {}).get("invoice")) or {}
-    siblings = {r.kind: r for r in db.session.scalars(select(SyncJob).where(
-        SyncJob.practice_id == invoice_row.practice_id, SyncJob.cliniko_id == invoice_row.cliniko_id,
-        SyncJob.kind.in_(("payment", "payment_delete", "void"))))}
+    if siblings is None:
+        siblings = followup_rows(invoice_row.practice_id, [invoice_row.cliniko_id])[invoice_row.cliniko_id]
     pay, undo, void = siblings.get("payment"), siblings.get("payment_delete"), siblings.get("void")
     made = 0
     gone = _deleted_reason(ctx, invoice)

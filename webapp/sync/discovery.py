@@ -22,7 +22,10 @@ from webapp.sync.context import PracticeContext, load
 
 logger = logging.getLogger(__name__)
 
-PAGE = 100
+# Invoices handled together: their items and patients are read in one bulk query each (ids chunked
+# by the client's id_chunk), so partly-filled pages of items are rarer.
+PAGE = 200
+ID_CHUNK = 200
 CURSOR = "invoices"
 
 
@@ -42,13 +45,20 @@ def _ids(records: Iterable[dict], key: str) -> list[str]:
 
 
 def record_page(ctx: PracticeContext, client: ClinikoClient, invoices: list[dict], *, priority: int = 0,
-                backfill_id: int | None = None) -> Counts:
-    """Read the page's items and patients in bulk and upsert its rows (caller commits)."""
+                backfill_id: int | None = None, patient_cache: dict | None = None) -> Counts:
+    """Read the page's items and patients in bulk and upsert its rows (caller commits).
+
+    `patient_cache` keeps the patients already read in this pass, so a patient with many invoices
+    is read once."""
     ids = [str(i["id"]) for i in invoices]
     items: dict[str, list[dict]] = defaultdict(list)
     for item in client.invoice_items(ids):
         items[str(item.get("invoice_id"))].append(item)
-    patients = {str(p["id"]): p for p in client.patients(_ids(invoices, "patient_id"))}
+    cache = patient_cache if patient_cache is not None else {}
+    wanted = [pid for pid in _ids(invoices, "patient_id") if pid not in cache]
+    for patient in client.patients(wanted):
+        cache[str(patient["id"])] = patient
+    patients = {pid: cache[pid] for pid in _ids(invoices, "patient_id") if pid in cache}
     missing = {i for i in _ids(invoices, "business_id") if i not in ctx.businesses} | {
         i for i in _ids(invoices, "practitioner_id") if i not in ctx.practitioners}
     if missing:
@@ -78,7 +88,7 @@ def poll(practice_id: int, client_factory: Callable[[Practice], ClinikoClient] |
     practice.last_poll_at = utcnow()
     db.session.commit()
     try:
-        client = (client_factory or cliniko_client)(practice)
+        client = (client_factory or (lambda p: cliniko_client(p, id_chunk=ID_CHUNK)))(practice)
         ctx = load(practice)
         if catalogue.is_stale(practice.id):
             catalogue.refresh(practice, client)
@@ -86,8 +96,9 @@ def poll(practice_id: int, client_factory: Callable[[Practice], ClinikoClient] |
             ctx = load(practice)
         cursors = dict(practice.poll_cursors or {})
         since = datetime.fromisoformat(cursors[CURSOR]) if cursors.get(CURSOR) else default_cursor(practice)
+        patient_cache: dict = {}
         for page in _pages(client.invoices_updated_since(since)):
-            counts = record_page(ctx, client, page)
+            counts = record_page(ctx, client, page, patient_cache=patient_cache)
             newest = max((i["updated_at"] for i in page if i.get("updated_at")), default=None)
             if newest is not None and newest > since:
                 since = newest

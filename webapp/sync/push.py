@@ -30,7 +30,7 @@ from webapp.clients.xero import XeroClient
 from webapp.extensions import db
 from webapp.models import Contact, Practice, SyncAttempt, SyncJob, utcnow
 from webapp.sync import plans, states
-from webapp.sync.changes import apply_followups, release_waiting_invoices
+from webapp.sync.changes import apply_followups, followup_rows, release_waiting_invoices
 from webapp.sync.context import PracticeContext, load
 from webapp.sync.mapping_contacts import disambiguated_name
 from webapp.sync.snapshot import to_json
@@ -94,20 +94,20 @@ class Pusher:
         self.claimed: list[SyncJob] = []
 
     # -- claiming -------------------------------------------------------------------------------
-    def claim(self, kind: str) -> list[SyncJob]:
-        """Take up to a batch of due rows of this kind (live first, then oldest)."""
+    def claim(self, kind: str, limit: int | None = None) -> list[SyncJob]:
+        """Take up to `limit` (a batch) due rows of this kind (live first, then oldest)."""
         rows = db.session.scalars(
             select(SyncJob)
             .where(SyncJob.practice_id == self.ctx.practice_id, SyncJob.kind == kind,
                    SyncJob.status.in_(DUE_STATES), SyncJob.next_attempt_at <= func.now())
             .order_by(SyncJob.priority, SyncJob.next_attempt_at, SyncJob.id)
-            .limit(self.batch_size)
+            .limit(limit or self.batch_size)
             .with_for_update(skip_locked=True)
         ).all()
         for row in rows:
             states.claim(row, self.worker)
         db.session.commit()
-        self.claimed = list(rows)
+        self.claimed.extend(rows)
         return rows
 
     def release_claimed(self, reason: str, reconcile: bool = False) -> None:
@@ -176,11 +176,29 @@ class Pusher:
             raise ConnectionGone(exc.message)
 
     # -- contacts -------------------------------------------------------------------------------
-    def push_contacts(self, rows: list[SyncJob]) -> None:
+    def prepare_contacts(self, rows: list[SyncJob]) -> list[Item]:
         items = []
         for row in rows:
             built = plans.contact(self.ctx, row.source or {})
             items.append(Item(row, built.payload, built.payload.get("ContactNumber")))
+        self._keep_names_apart(items)
+        return items
+
+    def _keep_names_apart(self, items: list[Item]) -> None:
+        """Two patients with the same name get distinct Xero names up front (no failed call first)."""
+        names = {i.payload.get("Name") for i in items if not i.row.xero_id}
+        taken = {name: pid for name, pid in db.session.execute(
+            select(Contact.name_used, Contact.cliniko_patient_id).where(
+                Contact.practice_id == self.ctx.practice_id, Contact.name_used.in_(names)))} if names else {}
+        for item in items:
+            name = item.payload.get("Name")
+            if item.row.xero_id or not name:
+                continue
+            if taken.get(name, item.row.cliniko_id) != item.row.cliniko_id:
+                item.payload = dict(item.payload, Name=disambiguated_name(name, item.key))
+            taken.setdefault(item.payload["Name"], item.row.cliniko_id)
+
+    def send_contacts(self, items: list[Item]) -> None:
         self._adopt_contacts([i for i in items if i.row.reconcile and not i.row.xero_id])
         pending = [i for i in items if i.row.status == "running"]
         for method, group in (("create_contacts", [i for i in pending if not i.row.xero_id]),
@@ -257,7 +275,7 @@ class Pusher:
         release_waiting_invoices(row.practice_id, row.cliniko_id)
 
     # -- invoices -------------------------------------------------------------------------------
-    def push_invoices(self, rows: list[SyncJob]) -> None:
+    def prepare_invoices(self, rows: list[SyncJob]) -> list[Item]:
         contacts = self._contacts_for(rows)
         items = []
         for row in rows:
@@ -282,6 +300,9 @@ class Pusher:
             row.payload_hash = built.hash
             items.append(Item(row, payload, payload["InvoiceNumber"]))
         db.session.commit()
+        return items
+
+    def send_invoices(self, items: list[Item]) -> None:
         self._adopt_invoices([i for i in items if i.row.reconcile and not i.row.xero_id])
         pending = [i for i in items if i.row.status == "running"]
         for method, group in (("create_invoices", [i for i in pending if not i.row.xero_id]),
@@ -341,7 +362,7 @@ class Pusher:
             self.call_failed(items, exc, batch_id, started, key)
             return
         self.result.batches += 1
-        duplicates = []
+        duplicates, synced = [], []
         for item in items:
             outcome = result.outcomes.get(item.key) or result.outcomes.get(item.row.xero_id or "")
             if outcome is None:
@@ -351,7 +372,7 @@ class Pusher:
                          call=result.call, body=item.payload, error="; ".join(outcome.errors) or None, key=key)
             if outcome.ok:
                 self.synced(item.row, outcome.xero_id)
-                apply_followups(self.ctx, item.row)
+                synced.append(item.row)
             elif not item.row.xero_id and any(NUMBER_TAKEN in e for e in outcome.errors):
                 duplicates.append(item)
             else:
@@ -359,6 +380,9 @@ class Pusher:
                     "http_status": result.call.status if result.call else None,
                     "request_id": result.call.request_id if result.call else None,
                     "validation_errors": list(outcome.errors)})
+        siblings = followup_rows(self.ctx.practice_id, [r.cliniko_id for r in synced])
+        for row in synced:
+            apply_followups(self.ctx, row, siblings.get(row.cliniko_id, {}))
         db.session.commit()
         if duplicates:
             # "Invoice # must be unique." on a row we believe unsent: adopt it if it is ours.
@@ -376,7 +400,7 @@ class Pusher:
                                            outcome_unknown=True))
 
     # -- payments -------------------------------------------------------------------------------
-    def push_payments(self, rows: list[SyncJob]) -> None:
+    def prepare_payments(self, rows: list[SyncJob]) -> list[Item]:
         invoices = self._invoice_rows(rows)
         items = []
         for row in rows:
@@ -392,6 +416,9 @@ class Pusher:
             row.payload_hash = built.hash
             items.append(Item(row, built.payload, built.payload["Reference"]))
         db.session.commit()
+        return items
+
+    def send_payments(self, items: list[Item]) -> None:
         for item in [i for i in items if i.row.reconcile]:
             existing = self._existing_payment(item)
             if existing is not None:
@@ -492,24 +519,41 @@ class Pusher:
         return delete_draft
 
     # -- the loop -------------------------------------------------------------------------------
+    def _batch(self, kind: str, prepare: Callable, send: Callable) -> bool:
+        """Claim until a full batch is ready to send (rows that wait, fail or skip don't count), send it."""
+        items: list[Item] = []
+        claimed = False
+        while len(items) < self.batch_size:
+            rows = self.claim(kind, self.batch_size - len(items))
+            if not rows:
+                break
+            claimed = True
+            items.extend(prepare(rows))
+        if items:
+            send(items)
+        return claimed
     def run(self, deadline: float) -> PushResult:
-        handlers = {"contact": self.push_contacts, "invoice": self.push_invoices,
-                    "payment": self.push_payments,
-                    "payment_delete": lambda rows: self.push_singles(rows, "payment_delete"),
-                    "void": lambda rows: self.push_singles(rows, "void")}
+        batched = {"contact": (self.prepare_contacts, self.send_contacts),
+                   "invoice": (self.prepare_invoices, self.send_invoices),
+                   "payment": (self.prepare_payments, self.send_payments)}
         try:
             progressed = True
             while progressed and time.monotonic() < deadline:
                 progressed = False
                 for kind in ORDER:
                     while time.monotonic() < deadline:
-                        rows = self.claim(kind)
-                        if not rows:
-                            break
-                        progressed = True
-                        handlers[kind](rows)
+                        if kind in batched:
+                            done = self._batch(kind, *batched[kind])
+                        else:
+                            rows = self.claim(kind)
+                            done = bool(rows)
+                            if rows:
+                                self.push_singles(rows, kind)
                         db.session.commit()
                         self.claimed = []
+                        if not done:
+                            break
+                        progressed = True
         except Reschedule as exc:
             self.result.reschedule_at = exc.at
             self.result.stopped = exc.reason
