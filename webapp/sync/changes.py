@@ -251,12 +251,15 @@ def apply_followups(ctx: PracticeContext, invoice_row: SyncJob, siblings: dict[s
     paid = _status(invoice) == PAID
     if paid:
         if pay is None:
-            value = _new(invoice_row.practice_id, "payment", invoice_row.cliniko_id,
-                         invoice_number=invoice_row.invoice_number, patient_name=invoice_row.patient_name,
-                         amount=invoice.get("total_amount") or Decimal("0"),
-                         parent_cliniko_id=invoice_row.cliniko_id, priority=invoice_row.priority,
-                         backfill_id=invoice_row.backfill_id, issue_date=invoice_row.issue_date)
-            pay = _ensure_rows(invoice_row.practice_id, "payment", [value])[invoice_row.cliniko_id]
+            # Added to the session and inserted with the page in one statement. A concurrent pass
+            # inserting the same row makes this page's commit fail; it is read again next poll.
+            pay = SyncJob(**_new(invoice_row.practice_id, "payment", invoice_row.cliniko_id,
+                                 invoice_number=invoice_row.invoice_number, patient_name=invoice_row.patient_name,
+                                 amount=invoice.get("total_amount") or Decimal("0"),
+                                 parent_cliniko_id=invoice_row.cliniko_id, priority=invoice_row.priority,
+                                 backfill_id=invoice_row.backfill_id, issue_date=invoice_row.issue_date))
+            db.session.add(pay)
+            siblings["payment"] = pay
             made += 1
         elif pay.status == "skipped" or (pay.status == "synced" and not payment_live):
             # Paid again after a reopen (or after we removed it): a new payment is needed.

@@ -24,10 +24,11 @@ class PracticeContext:
     connection: XeroConnection | None
     businesses: dict[str, dict] = field(default_factory=dict)
     practitioners: dict[str, dict] = field(default_factory=dict)
+    #: Kept as a plain value: reading practice.id after a commit would reload the row every time.
+    practice_id: int = 0
 
-    @property
-    def practice_id(self) -> int:
-        return self.practice.id
+    def __post_init__(self) -> None:
+        self.practice_id = self.practice_id or self.practice.id
 
 
 def active_connection(practice_id: int) -> XeroConnection | None:

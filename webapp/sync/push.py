@@ -533,6 +533,17 @@ class Pusher:
             send(items)
         return claimed
     def run(self, deadline: float) -> PushResult:
+        # Claimed rows are ours until we release them: keep them loaded across commits instead of
+        # re-reading each one after every commit.
+        session = db.session()
+        keep = session.expire_on_commit
+        session.expire_on_commit = False
+        try:
+            return self._run(deadline)
+        finally:
+            session.expire_on_commit = keep
+
+    def _run(self, deadline: float) -> PushResult:
         batched = {"contact": (self.prepare_contacts, self.send_contacts),
                    "invoice": (self.prepare_invoices, self.send_invoices),
                    "payment": (self.prepare_payments, self.send_payments)}
