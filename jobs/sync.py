@@ -35,10 +35,11 @@ def push_practice(practice_id: int) -> dict:
     job = get_current_job()
     worker = (job.worker_name if job and job.worker_name else None) or f"pid-{os.getpid()}"
     result = push(practice_id, worker, time_budget=PUSH_TIME_BUDGET)
+    queue_name = job.origin if job is not None and job.origin else "live"
     if result.reschedule_at is not None:
-        enqueue_push(practice_id, at=result.reschedule_at)
+        enqueue_push(practice_id, at=result.reschedule_at, queue_name=queue_name)
     elif result.next_due_at is not None:
-        enqueue_push(practice_id, at=result.next_due_at)
+        enqueue_push(practice_id, at=result.next_due_at, queue_name=queue_name)
     logger.info("push of practice %s: %s", practice_id, result)
     return {"synced": result.synced, "failed": result.failed, "retrying": result.retrying,
             "waiting": result.waiting, "batches": result.batches, "stopped": result.stopped}
@@ -68,9 +69,11 @@ def poll_all() -> int:
 
 def reap() -> dict:
     """Clock: return stale claims to pending and make sure every practice with due rows has a push."""
-    from webapp.sync.reaper import practices_with_due_rows, reap_stale
+    from webapp.sync.reaper import practices_with_due_rows, reap_stale, stalled_backfills
 
     released = reap_stale()
+    for backfill_id in stalled_backfills():
+        enqueue("jobs.sync.run_backfill", backfill_id, queue_name="backfill", job_id=f"backfill-{backfill_id}")
     practices = practices_with_due_rows()
     for practice_id, due_at in practices:
         enqueue_push(practice_id, at=due_at)

@@ -16,6 +16,7 @@ from webapp.clients.errors import ClientError
 from webapp.extensions import db
 from webapp.models import Backfill, Practice, SyncJob, User, utcnow
 from webapp.sync import states
+from webapp.sync.changes import CANCELLED
 from webapp.sync.context import load
 from webapp.sync.discovery import _pages, record_page
 
@@ -103,7 +104,7 @@ def cancel(backfill: Backfill, user: User | None) -> int:
     rows = db.session.scalars(select(SyncJob).where(
         SyncJob.backfill_id == backfill.id, SyncJob.status.in_(("pending", "retrying", "waiting")))).all()
     for row in rows:
-        states.skip(row, "Backfill cancelled")
+        states.skip(row, CANCELLED)
     record("backfill.cancel", user=user, object_type="backfill", object_id=backfill.id,
            practice_id=backfill.practice_id, details={"skipped": len(rows)})
     return len(rows)

@@ -26,6 +26,7 @@ EMAIL_FIELDS = ("email",)
 FULL_FIELDS = ("patient_phone_numbers", "address_1", "address_2", "address_3", "city", "state", "post_code",
                "country")
 UNSETTLED = ("pending", "retrying", "waiting", "failed")
+CANCELLED = "Backfill cancelled"
 
 
 @dataclass
@@ -167,6 +168,8 @@ def _upsert_one(ctx, invoice, row, items_by_invoice, patients, followups, counts
         counts.unchanged += 1
     if changed or is_new:
         _on_invoice_change(row, built)
+    elif row.status == "skipped" and row.status_reason == CANCELLED and not built.skip:
+        states.requeue(row)  # a cancelled backfill's row, discovered again
     counts.followups += apply_followups(ctx, row, followups.get(row.cliniko_id, {}))
 
 
@@ -243,6 +246,8 @@ def apply_followups(ctx: PracticeContext, invoice_row: SyncJob, siblings: dict[s
             states.requeue(void)
         if payment_live and void.status == "pending":
             states.wait(void, "Waiting for our payment to be removed from the Xero invoice")
+        elif not payment_live and void.status == "waiting":
+            states.release_waiting(void)  # the payment is gone: the invoice can be voided now
         return made
 
     if void is not None and void.status in ("pending", "waiting", "retrying", "failed"):

@@ -173,7 +173,33 @@ class Pusher:
             self.errored(item.row, explanation, detail)
         db.session.commit()
         if isinstance(exc, AuthError):
+            self._connection_refused(exc.message)
             raise ConnectionGone(exc.message)
+
+    def _connection_refused(self, message: str) -> None:
+        """Xero refused our token outright: stop using the connection until someone reconnects."""
+        from webapp.models import AuditEntry, XeroConnection
+
+        connection = db.session.get(XeroConnection, self.ctx.connection.id)
+        if connection is not None and connection.status == "active":
+            connection.status = "needs_reconnect"
+            connection.last_error = f"Xero refused our access: {message}. Reconnect Xero for this practice."
+            db.session.add(AuditEntry(actor="system", action="xero.needs_reconnect", object_type="xero_connection",
+                                      object_id=str(connection.id), practice_id=connection.practice_id,
+                                      details={"reason": connection.last_error}))
+            db.session.commit()
+
+    def looked_up(self, items: list[Item], lookup: Callable[[list[Item]], object]) -> bool:
+        """Run a look-up in Xero for these items; if Xero cannot answer, they wait (still flagged)."""
+        if not items:
+            return True
+        started = time.monotonic()
+        try:
+            lookup(items)
+        except ClientError as exc:
+            self.call_failed(items, exc, "lookup", started, None)
+            return False
+        return True
 
     # -- contacts -------------------------------------------------------------------------------
     def prepare_contacts(self, rows: list[SyncJob]) -> list[Item]:
@@ -199,7 +225,7 @@ class Pusher:
             taken.setdefault(item.payload["Name"], item.row.cliniko_id)
 
     def send_contacts(self, items: list[Item]) -> None:
-        self._adopt_contacts([i for i in items if i.row.reconcile and not i.row.xero_id])
+        self.looked_up([i for i in items if i.row.reconcile and not i.row.xero_id], self._adopt_contacts)
         pending = [i for i in items if i.row.status == "running"]
         for method, group in (("create_contacts", [i for i in pending if not i.row.xero_id]),
                               ("update_contacts", [i for i in pending if i.row.xero_id])):
@@ -303,7 +329,7 @@ class Pusher:
         return items
 
     def send_invoices(self, items: list[Item]) -> None:
-        self._adopt_invoices([i for i in items if i.row.reconcile and not i.row.xero_id])
+        self.looked_up([i for i in items if i.row.reconcile and not i.row.xero_id], self._adopt_invoices)
         pending = [i for i in items if i.row.status == "running"]
         for method, group in (("create_invoices", [i for i in pending if not i.row.xero_id]),
                               ("update_invoices", [i for i in pending if i.row.xero_id])):
@@ -355,8 +381,19 @@ class Pusher:
         try:
             result = getattr(self.xero, method)([i.payload for i in items], key)
         except AmbiguousError as exc:
-            self.call_failed(items, exc, batch_id, started, key)
-            self._adopt_invoices(items)  # look now: adopt what was committed, the rest retries
+            # Record the unclear outcome, then look now: what Xero committed is adopted; the rest
+            # retries, flagged for a look-up before any re-send.
+            for item in items:
+                self.attempt(item.row, "ambiguous", batch_id=batch_id, started=started, call=exc.call,
+                             body=item.payload, error=exc.message, key=key)
+                item.row.reconcile = True
+            db.session.commit()
+            if self.looked_up(items, self._adopt_invoices):
+                explanation = explain_exception(exc)
+                for item in items:
+                    if item.row.status == "running":
+                        self.errored(item.row, explanation, {"request_id": exc.request_id})
+                db.session.commit()
             return
         except ClientError as exc:
             self.call_failed(items, exc, batch_id, started, key)
@@ -419,10 +456,13 @@ class Pusher:
         return items
 
     def send_payments(self, items: list[Item]) -> None:
-        for item in [i for i in items if i.row.reconcile]:
-            existing = self._existing_payment(item)
-            if existing is not None:
-                self.synced(item.row, existing)
+        def adopt(found: list[Item]) -> None:
+            for item in found:
+                existing = self._existing_payment(item)
+                if existing is not None:
+                    self.synced(item.row, existing)
+
+        self.looked_up([i for i in items if i.row.reconcile], adopt)
         db.session.commit()
         pending = [i for i in items if i.row.status == "running"]
         if not pending:

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 
 from webapp.extensions import db
-from webapp.models import Practice, SyncAttempt, SyncJob, utcnow
+from webapp.models import Backfill, Practice, SyncAttempt, SyncJob, utcnow
 from webapp.sync import states
 
 logger = logging.getLogger(__name__)
@@ -43,3 +43,10 @@ def practices_with_due_rows() -> list[tuple[int, datetime]]:
         .group_by(SyncJob.practice_id)
     ).all()
     return [(pid, due) for pid, due in rows]
+
+
+def stalled_backfills(quiet_for: timedelta = timedelta(minutes=10)) -> list[int]:
+    """Backfills still queued or running that made no progress for a while (their job was lost)."""
+    cutoff = utcnow() - quiet_for
+    return list(db.session.scalars(select(Backfill.id).where(
+        Backfill.state.in_(("queued", "running")), Backfill.updated_at < cutoff)))

@@ -121,6 +121,11 @@ def choose():
 def _finish(practice, tenant: Tenant, tokens: TokenSet, tenants: list[Tenant]):
     connection = save_connection(practice, tenant, tokens, current_user)
     db.session.commit()
+    from webapp.sync.requeue import requeue_fixable
+
+    requeued = requeue_fixable(practice.id, current_user, categories=("auth",))
+    if requeued:
+        flash(f"{requeued} rows that failed while Xero refused access were re-queued.", "info")
     # Organisations granted in this same consent but not chosen should not stay connected;
     # connections another practice uses (or from an earlier consent) are left alone.
     in_use = set(db.session.scalars(select(XeroConnection.connection_id).where(XeroConnection.status == "active")))
