@@ -61,8 +61,10 @@ cat <<MSG
   ------------------------
   Open      http://$HOST:$WEB_PORT/
   Sign in   $ADMIN_EMAIL / $DEMO_ADMIN_PASSWORD
-  Sandbox   Xero    http://$HOST:$XERO_PORT  (sign in to the sandbox's consent page with any email; it lists "Demo Clinic Pty Ltd")
+  Sandbox   Xero    http://$HOST:$XERO_PORT  (its consent page signs in as demo@example.com / sandbox)
             Cliniko http://$HOST:$CLINIKO_PORT/v1  (API key sandbox-key-au1)
+  Then      Practices → Demo Clinic → Test Cliniko connection → Connect to Xero → choose the
+            default accounts → Mappings (map GST → OUTPUT) → Turn sync on → Backfill from a date.
   Health    http://$HOST:$WEB_PORT/healthz
   Stop      Ctrl-C
 

@@ -172,6 +172,16 @@ class PracticesView(SecuredView, BaseView):
         except ClientError as exc:
             flash(f"Cliniko did not answer as expected: {exc.message}", "error")
         else:
+            # Load the Cliniko catalogue now, so the Mappings screen lists items straight away.
+            from webapp.practices import cliniko_client
+            from webapp.sync import catalogue
+
+            try:
+                catalogue.refresh(practice, cliniko_client(practice))
+                db.session.commit()
+            except ClientError as exc:
+                db.session.rollback()
+                flash(f"Connected, but reading Cliniko's items and taxes failed: {exc.message}", "error")
             names = ", ".join(b.get("business_name") or b.get("name") or "?" for b in info.businesses) or "none"
             flash(f"Cliniko connected: account {info.account_name or '?'} ({info.country or '?'}, "
                   f"currency {info.currency or '?'}); businesses: {names}.", "info")
