@@ -9,7 +9,6 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from jobs.queues import enqueue
-from webapp.clients.errors import ClientError
 from webapp.extensions import db
 from webapp.models import Practice, utcnow
 
@@ -52,8 +51,8 @@ def poll_practice(practice_id: int) -> dict:
 
     try:
         counts = poll(practice_id)
-    except ClientError as exc:
-        return {"error": exc.message}
+    except Exception as exc:  # recorded on the practice by poll(); retried at the next tick
+        return {"error": getattr(exc, "message", None) or str(exc)}
     if next_due(practice_id) is not None:
         enqueue_push(practice_id)
     return counts.__dict__

@@ -101,6 +101,50 @@ def practices_enable(slug: str) -> None:
     click.echo(f"Sync enabled for {practice.name}.")
 
 
+@practices_cli.command("map")
+@click.argument("slug")
+@click.argument("kind", type=click.Choice(["billable_item", "product", "practitioner", "business", "tax"]))
+@click.argument("name")
+@click.option("--account", "account_code", help="Xero account code for this item's lines.")
+@click.option("--tax-type", help="Xero tax type (for a Cliniko tax).")
+@click.option("--payment-account", "payment_account_code", help="Xero payment account (practitioner/business).")
+@click.option("--tracking-option", "tracking_option_id", help="Xero tracking option id (practitioner/business).")
+def practices_map(slug, kind, name, account_code, tax_type, payment_account_code, tracking_option_id) -> None:
+    """Map a Cliniko record (by its name in the Cliniko catalogue) to Xero choices."""
+    from webapp.models import ClinikoRecord, Mapping
+    from webapp.sync import catalogue
+
+    try:
+        practice = practices.find(slug)
+    except practices.PracticeError as exc:
+        raise click.ClickException(str(exc)) from None
+    query = select(ClinikoRecord).where(ClinikoRecord.practice_id == practice.id, ClinikoRecord.kind == kind,
+                                        ClinikoRecord.name == name)
+    record = db.session.scalar(query)
+    if record is None:
+        catalogue.refresh(practice, practices.cliniko_client(practice))
+        db.session.commit()
+        record = db.session.scalar(query)
+    if record is None:
+        raise click.ClickException(f"Cliniko has no {kind.replace('_', ' ')} named {name!r}.")
+    mapping = db.session.scalar(select(Mapping).where(
+        Mapping.practice_id == practice.id, Mapping.kind == kind, Mapping.cliniko_id == record.cliniko_id))
+    if mapping is None:
+        mapping = Mapping(practice_id=practice.id, kind=kind, cliniko_id=record.cliniko_id)
+        db.session.add(mapping)
+    chosen = {"account_code": account_code, "tax_type": tax_type, "payment_account_code": payment_account_code,
+              "tracking_option_id": tracking_option_id}
+    mapping.cliniko_name = record.name
+    for field_name, value in chosen.items():
+        if value is not None:
+            setattr(mapping, field_name, value or None)
+    record_audit = {k: v for k, v in chosen.items() if v is not None}
+    record("mapping.save", object_type="mapping", practice_id=practice.id,
+           details={"kind": kind, "cliniko_id": record.cliniko_id, "name": name, **record_audit})
+    db.session.commit()
+    click.echo(f"Mapped {kind} {name!r} → " + ", ".join(f"{k}={v}" for k, v in record_audit.items()))
+
+
 @keys_cli.command("rotate")
 def keys_rotate() -> None:
     """Re-encrypt every token and API key under the first key of TOKEN_ENCRYPTION_KEYS."""

@@ -3,7 +3,7 @@ counts by state (each linking to the job list), backlog with an ETA from the rat
 calls against the daily budget, and synced/failed charts per hour (48 h) and per day (30 days).
 
 Queries are a fixed number whatever the number of practices or rows (no N+1): one for the practices,
-one grouped count by state (index `ix_sync_jobs_due` = practice_id, status, …), one for the Xero
+one bounded count per practice and state in a single UNION (index `ix_sync_jobs_due`), one for the Xero
 connections, two for "synced" buckets (rows now `synced`, filtered on `updated_at` so that
 `ix_sync_jobs_practice_list` bounds the scan: `synced_at <= updated_at` always holds), two for "failed"
 buckets (`sync_attempts` by `started_at`, index `ix_sync_attempts_started_at`, joined to the job by
@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from flask import current_app
 from flask_admin import AdminIndexView, expose
 from flask_login import current_user
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, select, text, union_all
 
 from webapp.admin.access import SecuredView
 from webapp.admin.charts import Point, bar_chart
@@ -40,17 +40,23 @@ def practices_in_scope():
     return db.session.scalars(query).all()
 
 
+COUNT_CAP = 10_000
+
+
 def counts_by_state(practice_ids: list[int]) -> dict[int, dict[str, int]]:
-    """{practice_id: {status: count}} for the given practices, in one query."""
+    """{practice_id: {status: count}}, each count capped at COUNT_CAP + 1 (shown as "10,000+"), in one
+    query: every (practice, state) is a bounded index-only count on `ix_sync_jobs_due`."""
     counts: dict[int, dict[str, int]] = {pid: dict.fromkeys(JOB_STATUSES, 0) for pid in practice_ids}
     if not practice_ids:
         return counts
-    rows = db.session.execute(
-        select(SyncJob.practice_id, SyncJob.status, func.count())
-        .where(SyncJob.practice_id.in_(practice_ids))
-        .group_by(SyncJob.practice_id, SyncJob.status)
-    )
-    for practice_id, status, count in rows:
+    parts = []
+    for pid in practice_ids:
+        for status in JOB_STATUSES:
+            bounded = (select(SyncJob.id).where(SyncJob.practice_id == pid, SyncJob.status == status)
+                       .limit(COUNT_CAP + 1).subquery())
+            parts.append(select(literal(pid), literal(status), select(func.count()).select_from(bounded)
+                                .scalar_subquery()))
+    for practice_id, status, count in db.session.execute(union_all(*parts)):
         counts[practice_id][status] = count
     return counts
 
@@ -87,16 +93,24 @@ def day_buckets(tz: ZoneInfo, now: datetime, days: int = DAYS) -> list[datetime]
             for i in range(days - 1, -1, -1)]
 
 
-def _grouped(unit: str, since: datetime, practice_ids: list[int]) -> tuple[dict, dict]:
-    """({(practice_id, bucket): synced}, {(practice_id, bucket): failed attempts}): two grouped queries."""
-    synced_bucket = func.date_trunc(unit, SyncJob.synced_at, Practice.time_zone)
-    synced = db.session.execute(
-        select(SyncJob.practice_id, synced_bucket, func.count())
-        .join(Practice, Practice.id == SyncJob.practice_id)
-        .where(SyncJob.practice_id.in_(practice_ids), SyncJob.status == "synced",
-               SyncJob.updated_at >= since, SyncJob.synced_at >= since)
-        .group_by(SyncJob.practice_id, synced_bucket)
+SLOT = timedelta(minutes=15)  # every time zone's offset is a multiple of 15 minutes
+
+
+def _grouped(unit: str, since: datetime, practice_ids: list[int], zones: dict[int, ZoneInfo]) -> tuple[dict, dict]:
+    """({(practice_id, bucket): synced}, {(practice_id, bucket): failed attempts}).
+
+    Synced rows are counted in 15-minute UTC slots (index `ix_sync_jobs_synced`, no time-zone work in
+    SQL) and the slots folded into each practice's local hours or days here, which is exact."""
+    slot = func.date_bin(text("interval '15 minutes'"), SyncJob.synced_at, text("timestamptz '2000-01-01 00:00+00'"))
+    synced_slots = db.session.execute(
+        select(SyncJob.practice_id, slot, func.count())
+        .where(SyncJob.practice_id.in_(practice_ids), SyncJob.status == "synced", SyncJob.synced_at >= since)
+        .group_by(SyncJob.practice_id, slot)
     )
+    synced: dict = {}
+    for pid, start, n in synced_slots:
+        bucket = _local_bucket(start, zones[pid], unit)
+        synced[(pid, bucket)] = synced.get((pid, bucket), 0) + n
     failed_bucket = func.date_trunc(unit, SyncAttempt.started_at, Practice.time_zone)
     failed = db.session.execute(
         select(SyncJob.practice_id, failed_bucket, func.count())
@@ -107,8 +121,16 @@ def _grouped(unit: str, since: datetime, practice_ids: list[int]) -> tuple[dict,
                SyncJob.practice_id.in_(practice_ids))
         .group_by(SyncJob.practice_id, failed_bucket)
     )
-    as_key = lambda rows: {(pid, bucket.astimezone(UTC)): n for pid, bucket, n in rows if bucket}  # noqa: E731
-    return as_key(synced), as_key(failed)
+    return synced, {(pid, bucket.astimezone(UTC)): n for pid, bucket, n in failed if bucket}
+
+
+def _local_bucket(moment: datetime, zone: ZoneInfo, unit: str) -> datetime:
+    """The start (as UTC) of the local hour or day that contains `moment`."""
+    local = moment.astimezone(zone)
+    start = local.replace(minute=0, second=0, microsecond=0)
+    if unit == "day":
+        start = datetime.combine(local.date(), time(), zone)
+    return start.astimezone(UTC)
 
 
 def chart_series(practices: list[Practice], now: datetime | None = None) -> dict[int, dict[str, list[Point]]]:
@@ -119,8 +141,9 @@ def chart_series(practices: list[Practice], now: datetime | None = None) -> dict
         return out
     ids = [p.id for p in practices]
     # A day and a half of slack covers any zone's "start of the oldest bucket".
-    hourly = _grouped("hour", now - timedelta(hours=HOURS + 1), ids)
-    daily = _grouped("day", now - timedelta(days=DAYS, hours=14), ids)
+    zones = {p.id: _zone(p) for p in practices}
+    hourly = _grouped("hour", now - timedelta(hours=HOURS + 1), ids, zones)
+    daily = _grouped("day", now - timedelta(days=DAYS, hours=14), ids, zones)
     for p in practices:
         tz = _zone(p)
         hours = [Point(label=b.astimezone(tz).strftime("%H"), title=b.astimezone(tz).strftime("%a %d %b %H:00"),

@@ -44,7 +44,14 @@ class SyncJob(TimestampMixin, Base):
         # The job list: newest first within a state, keyset by (updated_at, id).
         Index("ix_sync_jobs_list", "status", text("updated_at DESC"), text("id DESC")),
         Index("ix_sync_jobs_practice_list", "practice_id", "status", text("updated_at DESC"), text("id DESC")),
-        Index("ix_sync_jobs_category", "error_category", "status"),
+        # Category filters with or without a state, newest first (only failed rows have a category).
+        Index("ix_sync_jobs_category", "error_category", "status", text("updated_at DESC"), text("id DESC"),
+              postgresql_where=text("error_category IS NOT NULL")),
+        # Charts: rows synced per practice over time.
+        Index("ix_sync_jobs_synced", "practice_id", "synced_at", postgresql_where=text("status = 'synced'")),
+        # Issue-date filters.
+        Index("ix_sync_jobs_issued", "status", "issue_date",
+              postgresql_include=["practice_id", "kind", "updated_at", "id"]),
         Index("ix_sync_jobs_invoice_number", "invoice_number"),
         Index("ix_sync_jobs_patient_name_lower", func.lower(text("patient_name"))),
         Index("ix_sync_jobs_xero_id", "xero_id"),
@@ -58,7 +65,7 @@ class SyncJob(TimestampMixin, Base):
     practice_id: Mapped[int] = mapped_column(ForeignKey("practices.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(16))
     cliniko_id: Mapped[str] = mapped_column(String(32))
-    invoice_number: Mapped[str | None] = mapped_column(String(64))
+    invoice_number: Mapped[str | None] = mapped_column(String(255))
     patient_name: Mapped[str | None] = mapped_column(String(255))
     amount: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
     status: Mapped[str] = mapped_column(String(16), default="pending")

@@ -109,11 +109,19 @@ def _invoice_fields(ctx: PracticeContext, invoice: dict, patient: dict | None) -
     return {
         "invoice_number": f"{ctx.settings.invoice_number_prefix}{number}" if number is not None else None,
         "patient_name": (patient_name(patient)[0] if patient else None) or None,
-        "amount": invoice.get("total_amount"),
+        "amount": _storable(invoice.get("total_amount")),
         "issue_date": _midnight(invoice.get("issue_date")),
         "source_updated_at": invoice.get("updated_at"),
         "parent_cliniko_id": invoice.get("patient_id"),
     }
+
+
+def _storable(amount):
+    """The amount if a ledger column can hold it (absurd values are left out; the row fails on mapping)."""
+    try:
+        return amount if amount is not None and abs(Decimal(amount)) < Decimal(10) ** 12 else None
+    except ArithmeticError:
+        return None
 
 
 def _midnight(value):
@@ -140,8 +148,21 @@ def upsert_invoices(ctx: PracticeContext, invoices: list[dict], items_by_invoice
     followups = followup_rows(ctx.practice_id, ids)
     with db.session.no_autoflush:
         for invoice in invoices:
-            _upsert_one(ctx, invoice, rows[str(invoice["id"])], items_by_invoice, patients, followups, counts)
+            row = rows[str(invoice["id"])]
+            try:
+                _upsert_one(ctx, invoice, row, items_by_invoice, patients, followups, counts)
+            except Exception as exc:  # one unreadable invoice must not block the page or the cursor
+                logger.exception("invoice %s of practice %s could not be read", row.cliniko_id, ctx.practice_id)
+                _unreadable(row, exc)
     return counts
+
+
+def _unreadable(row: SyncJob, exc: Exception) -> None:
+    row.source = row.source if row.source is not None else {}
+    if row.status in ("pending", "retrying", "waiting"):
+        states.fail_unreadable(row, f"Cliniko sent data for this invoice that could not be read "
+                                    f"({type(exc).__name__}: {str(exc)[:300]}).",
+                               "Check the invoice in Cliniko and correct it; the next change to it is read again.")
 
 
 def _upsert_one(ctx, invoice, row, items_by_invoice, patients, followups, counts) -> None:
@@ -260,7 +281,7 @@ def apply_followups(ctx: PracticeContext, invoice_row: SyncJob, siblings: dict[s
             # inserting the same row makes this page's commit fail; it is read again next poll.
             pay = SyncJob(**_new(invoice_row.practice_id, "payment", invoice_row.cliniko_id,
                                  invoice_number=invoice_row.invoice_number, patient_name=invoice_row.patient_name,
-                                 amount=invoice.get("total_amount") or Decimal("0"),
+                                 amount=_storable(invoice.get("total_amount")) or Decimal("0"),
                                  parent_cliniko_id=invoice_row.cliniko_id, priority=invoice_row.priority,
                                  backfill_id=invoice_row.backfill_id, issue_date=invoice_row.issue_date))
             db.session.add(pay)
@@ -272,7 +293,7 @@ def apply_followups(ctx: PracticeContext, invoice_row: SyncJob, siblings: dict[s
             (states.requeue if pay.status == "skipped" else states.resend)(pay)
         if undo is not None and undo.status in ("pending", "waiting", "retrying", "failed"):
             states.skip(undo, "Paid again in Cliniko before the payment was removed")
-        pay.amount = invoice.get("total_amount") or pay.amount
+        pay.amount = _storable(invoice.get("total_amount")) or pay.amount
         pay.source = {"invoice": (invoice_row.source or {}).get("invoice")}
         if pay.status == "pending" and not in_xero:
             states.wait(pay, "Waiting for the invoice to be in Xero")

@@ -11,9 +11,9 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime, time
+from itertools import islice
 
 from webapp.clients.cliniko import ClinikoClient
-from webapp.clients.errors import ClientError
 from webapp.extensions import db
 from webapp.models import Practice, utcnow
 from webapp.sync import catalogue
@@ -77,8 +77,54 @@ def default_cursor(practice: Practice) -> datetime:
     return utcnow()
 
 
+def changed_invoices(client: ClinikoClient, since: datetime, limit: int = 10_000_000) -> Iterator[dict]:
+    """Invoices with updated_at >= since, oldest change first, read by KEYSET, never by offset pages.
+
+    Offset pages (`links.next`) over a list sorted by updated_at lose records: an invoice edited during
+    the walk moves to the end and shifts an unread one onto a page already read. So each call asks for
+    the first page from the newest timestamp seen so far, skipping ids already returned at that
+    timestamp; only a full page of one same timestamp falls back to offset pages for that timestamp.
+    """
+    seen_at: set[str] = set()
+    returned = 0
+    while returned < limit:
+        first = client.invoices_updated_since(since)
+        try:
+            chunk = list(islice(first, client.per_page))
+        finally:
+            first.close()
+        fresh = [i for i in chunk if not (i.get("updated_at") == since and str(i["id"]) in seen_at)]
+        if not fresh and len(chunk) == client.per_page:
+            # A full page sharing one timestamp: read on past what we have seen, once.
+            rest = client.invoices_updated_since(since)
+            try:
+                fresh = [i for i in islice(rest, len(seen_at), None)
+                         if not (i.get("updated_at") == since and str(i["id"]) in seen_at)]
+            finally:
+                rest.close()
+            yield from fresh
+            return
+        yield from fresh
+        returned += len(fresh)
+        newest = max((i["updated_at"] for i in chunk if i.get("updated_at")), default=since)
+        if newest > since:
+            since, seen_at = newest, set()
+        seen_at |= {str(i["id"]) for i in chunk if i.get("updated_at") == since}
+        if len(chunk) < client.per_page:
+            return
+
+
+def _plain(exc: BaseException) -> str:
+    """A sentence for the dashboard (the class name only when there is no message)."""
+    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return message[:2000]
+
+
 def poll(practice_id: int, client_factory: Callable[[Practice], ClinikoClient] | None = None) -> Counts:
-    """One discovery pass for a practice; records the outcome on the practice row."""
+    """One discovery pass for a practice; records the outcome on the practice row.
+
+    Any failure is recorded (`last_poll_error`) and re-raised; the cursor only ever moves with
+    committed rows, so the next poll starts where this one got to."""
     from webapp.practices import cliniko_client
 
     practice = db.session.get(Practice, practice_id)
@@ -97,7 +143,7 @@ def poll(practice_id: int, client_factory: Callable[[Practice], ClinikoClient] |
         cursors = dict(practice.poll_cursors or {})
         since = datetime.fromisoformat(cursors[CURSOR]) if cursors.get(CURSOR) else default_cursor(practice)
         patient_cache: dict = {}
-        for page in _pages(client.invoices_updated_since(since)):
+        for page in _pages(changed_invoices(client, since)):
             counts = record_page(ctx, client, page, patient_cache=patient_cache)
             newest = max((i["updated_at"] for i in page if i.get("updated_at")), default=None)
             if newest is not None and newest > since:
@@ -106,12 +152,12 @@ def poll(practice_id: int, client_factory: Callable[[Practice], ClinikoClient] |
                 practice.poll_cursors = dict(cursors)
             db.session.commit()  # rows and cursor together: the cursor never passes uncommitted rows
             total.add(counts)
-    except (ClientError, ValueError) as exc:
+    except Exception as exc:
         db.session.rollback()
         practice = db.session.get(Practice, practice_id)
-        practice.last_poll_error = f"{type(exc).__name__}: {getattr(exc, 'message', None) or exc}"[:2000]
+        practice.last_poll_error = _plain(exc)
         db.session.commit()
-        logger.warning("poll of practice %s failed: %s", practice_id, practice.last_poll_error)
+        logger.warning("poll of practice %s failed: %s: %s", practice_id, type(exc).__name__, exc)
         raise
     practice.last_successful_poll_at = utcnow()
     practice.last_poll_error = None

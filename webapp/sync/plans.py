@@ -51,9 +51,10 @@ def _invoice_parts(ctx: PracticeContext, source: dict):
 def invoice(ctx: PracticeContext, source: dict, contact_id: str | None = None) -> Built:
     """The Xero invoice for an invoice row; ContactID when known, else the ContactNumber."""
     invoice_rec, items, patient, practitioner, business = _invoice_parts(ctx, source)
-    contact_ref = {"ContactID": contact_id} if contact_id else {
-        "ContactNumber": contact_number(ctx.settings, invoice_rec.get("patient_id"))}
     try:
+        contact_ref = {"ContactID": contact_id} if contact_id else (
+            {"ContactNumber": contact_number(ctx.settings, invoice_rec["patient_id"])}
+            if invoice_rec.get("patient_id") else None)
         plan = plan_invoice(
             invoice_rec, items, patient=patient, practitioner=practitioner, business=business,
             appointment=from_json(source.get("appointment")), settings=ctx.settings, mappings=ctx.mappings,
@@ -61,6 +62,10 @@ def invoice(ctx: PracticeContext, source: dict, contact_id: str | None = None) -
         )
     except MappingError as exc:
         return Built(None, [], error=exc)
+    except ArithmeticError as exc:  # e.g. an amount like 1e400 that no ledger can hold
+        return Built(None, [], error=MappingError(
+            "totals", f"An amount on this invoice cannot be used ({type(exc).__name__}).",
+            "Check the invoice's amounts in Cliniko."))
     if isinstance(plan, SkipPlan):
         return Built(None, [], skip=plan.reason)
     return Built(plan.payload, list(plan.reasons), contact_key=str(invoice_rec.get("patient_id")))

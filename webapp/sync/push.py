@@ -306,11 +306,11 @@ class Pusher:
         items = []
         for row in rows:
             contact = contacts.get(row.parent_cliniko_id)
-            if contact is None or contact.status != "synced" or not contact.xero_id:
+            if row.parent_cliniko_id and (contact is None or contact.status != "synced" or not contact.xero_id):
                 why = f": {contact.failure_reason}" if contact is not None and contact.failure_reason else ""
                 self.wait(row, f"Waiting for the patient's contact to be in Xero{why}")
                 continue
-            built = plans.invoice(self.ctx, row.source or {}, contact.xero_id)
+            built = plans.invoice(self.ctx, row.source or {}, contact.xero_id if contact is not None else None)
             if built.error is not None:
                 self.attempt(row, "error", batch_id="mapping", started=time.monotonic(), call=None, body=None,
                              error=built.error.reason)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -19,6 +20,10 @@ def to_json(value: Any) -> Any:
         return str(value)
     if isinstance(value, datetime | date):
         return value.isoformat()
+    if isinstance(value, str) and "\x00" in value:
+        return value.replace("\x00", "")  # Postgres JSONB cannot hold NUL
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # NaN / Infinity are not JSON
     return value
 
 

@@ -15,10 +15,10 @@ logger = logging.getLogger(__name__)
 
 # Which states each state may move to.
 TRANSITIONS: dict[str, frozenset[str]] = {
-    "pending": frozenset({"running", "waiting", "skipped", "ignored"}),
+    "pending": frozenset({"running", "waiting", "skipped", "ignored", "failed"}),
     "running": frozenset({"synced", "failed", "retrying", "pending", "waiting", "skipped"}),
-    "retrying": frozenset({"running", "pending", "skipped", "ignored"}),
-    "waiting": frozenset({"pending", "skipped", "ignored"}),
+    "retrying": frozenset({"running", "pending", "skipped", "ignored", "failed"}),
+    "waiting": frozenset({"pending", "skipped", "ignored", "failed"}),
     "synced": frozenset({"pending"}),
     "failed": frozenset({"pending", "skipped", "ignored"}),
     "skipped": frozenset({"pending"}),
@@ -183,3 +183,16 @@ def ignore(job: SyncJob, reason: str) -> None:
         raise ValueError("A reason is required to ignore a job.")
     _move(job, "ignored")
     job.status_reason = reason.strip()
+
+
+def fail_unreadable(job: SyncJob, reason: str, fix: str) -> None:
+    """Discovery could not read the source record: fail it (validation) without a send attempt."""
+    if job.status not in ("pending", "retrying", "waiting"):
+        raise InvalidTransition(job, "failed")
+    _move(job, "failed")
+    job.error_category = "validation"
+    job.failure_reason = reason
+    job.suggested_fix = fix
+    job.claimed_by = None
+    job.heartbeat_at = None
+    job.next_attempt_at = None
