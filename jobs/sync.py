@@ -68,9 +68,14 @@ def poll_all() -> int:
 
 def reap() -> dict:
     """Clock: return stale claims to pending and make sure every practice with due rows has a push."""
-    from webapp.sync.reaper import practices_with_due_rows, reap_stale, stalled_backfills
+    from webapp.sync.reaper import (
+        practices_with_due_rows,
+        reap_stale,
+        release_stranded_waiting,
+        stalled_backfills,
+    )
 
-    released = reap_stale()
+    released = reap_stale() + release_stranded_waiting()
     for backfill_id in stalled_backfills():
         enqueue("jobs.sync.run_backfill", backfill_id, queue_name="backfill", job_id=f"backfill-{backfill_id}")
     practices = practices_with_due_rows()

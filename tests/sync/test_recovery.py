@@ -89,3 +89,19 @@ def test_xero_refusing_access_pauses_the_connection_and_reconnect_requeues(clini
     drain(clinic.practice.id, timeout=60)
     audit_xero_against_cliniko(clinic)
     assert not [r for r in clinic.rows() if r.error_category == "auth"]
+
+
+def test_waiting_rows_stranded_by_crossing_workers_are_released_by_the_reaper(clinic, runner):
+    from webapp.sync import states
+    from webapp.sync.reaper import release_stranded_waiting
+
+    backfill(runner, clinic)
+    invoice = next(r for r in clinic.rows("invoice") if r.status == "synced")
+    payment = next(r for r in clinic.rows("payment") if r.cliniko_id == invoice.cliniko_id and r.status == "synced")
+    # As if another worker had made it wait just as its invoice reached Xero.
+    states.resend(payment)
+    states.wait(payment, "Waiting for the invoice to be in Xero")
+    db.session.commit()
+    assert release_stranded_waiting() >= 1
+    db.session.expire_all()
+    assert db.session.get(SyncJob, payment.id).status == "pending"

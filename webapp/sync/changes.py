@@ -275,7 +275,12 @@ def apply_followups(ctx: PracticeContext, invoice_row: SyncJob, siblings: dict[s
         states.skip(void, "Restored in Cliniko before it was voided")
 
     paid = _status(invoice) == PAID
-    if paid:
+    owed = _storable(invoice.get("total_amount"))
+    if paid and owed is not None and owed <= 0:
+        # Paid with nothing owing (a zero or fully discounted invoice): Xero needs no payment.
+        if pay is not None and pay.status in UNSETTLED:
+            states.skip(pay, "Nothing is owed on this invoice, so no payment is recorded in Xero")
+    elif paid:
         if pay is None:
             # Added to the session and inserted with the page in one statement. A concurrent pass
             # inserting the same row makes this page's commit fail; it is read again next poll.

@@ -34,6 +34,29 @@ def reap_stale(stale_after: timedelta = STALE_AFTER) -> int:
     return len(rows)
 
 
+def release_stranded_waiting(limit: int = 1000) -> int:
+    """Waiting rows whose dependency is in Xero now (two workers can cross: one makes a row wait while
+    the other finishes what it waits for) become pending."""
+    from sqlalchemy.orm import aliased
+
+    dep = aliased(SyncJob)
+    invoices = select(SyncJob).join(dep, (dep.practice_id == SyncJob.practice_id) & (dep.kind == "contact")
+                                    & (dep.cliniko_id == SyncJob.parent_cliniko_id)).where(
+        SyncJob.kind == "invoice", SyncJob.status == "waiting", dep.status == "synced")
+    payments = select(SyncJob).join(dep, (dep.practice_id == SyncJob.practice_id) & (dep.kind == "invoice")
+                                    & (dep.cliniko_id == SyncJob.cliniko_id)).where(
+        SyncJob.kind == "payment", SyncJob.status == "waiting", dep.status == "synced")
+    count = 0
+    for query in (invoices, payments):
+        for row in db.session.scalars(query.limit(limit).with_for_update(of=SyncJob, skip_locked=True)):
+            states.release_waiting(row)
+            count += 1
+    db.session.commit()
+    if count:
+        logger.info("released %s waiting rows whose dependency is in Xero", count)
+    return count
+
+
 def practices_with_due_rows() -> list[tuple[int, datetime]]:
     """(practice id, earliest due time) for enabled practices with rows to send."""
     rows = db.session.execute(
