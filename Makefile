@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint browser services-down clean bench
+.PHONY: demo test lint browser services-down clean bench chaos
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11+ is required"; exit 1; }
@@ -32,6 +32,11 @@ bench: $(STAMP)
 	@$(BIN)/python bench/backfill.py --invoices 10000 --patients 3000 --window $${BENCH_WINDOW:-10} || true
 	@$(BIN)/python bench/cliniko_reads.py --invoices 10000 --patients 3000 || true
 	@$(BIN)/python bench/engine.py --invoices 10000 --patients 3000 --workers 1,2 --profile || true
+
+## make chaos: SPEC §12 reliability at full size (2,000-invoice backfill, kills, faults, Redis flush,
+## Postgres restart, token race).
+chaos: $(STAMP)
+	@CHAOS_SCALE=full scripts/test.sh tests/chaos tests/xero/test_token_processes.py -q $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -42,6 +42,7 @@ def client_for(connection: XeroConnection, **kwargs) -> XeroClient:
     """An Accounting API client for this connection (tokens refreshed on demand)."""
     from flask import current_app
 
+    kwargs.setdefault("read_timeout", float(current_app.config["XERO_READ_TIMEOUT_SECONDS"]))
     return XeroClient(
         current_app.config["XERO_API_URL"],
         lambda: access_token(connection.id),
