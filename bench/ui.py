@@ -156,9 +156,9 @@ def seed(stack: Stack, rows: int) -> dict:
         "interval '1 second' WHERE status = 'running'",
         # Attempts: every failed/retrying row (1–3 each, the last one an error) and one synced row in ten (ok).
         """
-        INSERT INTO sync_attempts (job_id, batch_id, started_at, finished_at, outcome, http_status, error,
-            duration_ms, request_body, xero_request_id, idempotency_key)
-        SELECT j.id, md5(j.id::text || n), j.updated_at - (n * 600) * interval '1 second',
+        INSERT INTO sync_attempts (job_id, practice_id, batch_id, started_at, finished_at, outcome, http_status,
+            error, duration_ms, request_body, xero_request_id, idempotency_key)
+        SELECT j.id, j.practice_id, md5(j.id::text || n), j.updated_at - (n * 600) * interval '1 second',
             j.updated_at - (n * 600 - 1) * interval '1 second',
             CASE WHEN j.status = 'synced' THEN 'ok' WHEN j.error_category = 'transient' AND n = 2 THEN 'ambiguous'
                  ELSE 'error' END,

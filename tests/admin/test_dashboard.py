@@ -44,9 +44,10 @@ def seeded(make_practice, make_user):
     failed = [r for r in rows if r.status == "failed"]
     for r in failed:
         db.session.add_all([
-            SyncAttempt(job_id=r.id, started_at=hour - timedelta(minutes=30), outcome="error", http_status=400),
-            SyncAttempt(job_id=r.id, started_at=midnight - timedelta(days=4, hours=-1), outcome="error",
-                        http_status=400)])
+            SyncAttempt(job_id=r.id, practice_id=r.practice_id, started_at=hour - timedelta(minutes=30),
+                        outcome="error", http_status=400),
+            SyncAttempt(job_id=r.id, practice_id=r.practice_id, started_at=midnight - timedelta(days=4, hours=-1),
+                        outcome="error", http_status=400)])
     db.session.add(SyncAttempt(job_id=rows[0].id, started_at=now - timedelta(minutes=6), outcome="synced"))
     db.session.add(XeroConnection(practice_id=a.id, tenant_id="tenant-alpha", tenant_name="Alpha Pty <Ltd>",
                                   status="active"))

@@ -111,17 +111,19 @@ def _grouped(unit: str, since: datetime, practice_ids: list[int], zones: dict[in
     for pid, start, n in synced_slots:
         bucket = _local_bucket(start, zones[pid], unit)
         synced[(pid, bucket)] = synced.get((pid, bucket), 0) + n
-    failed_bucket = func.date_trunc(unit, SyncAttempt.started_at, Practice.time_zone)
-    failed = db.session.execute(
-        select(SyncJob.practice_id, failed_bucket, func.count())
-        .select_from(SyncAttempt)
-        .join(SyncJob, SyncJob.id == SyncAttempt.job_id)
-        .join(Practice, Practice.id == SyncJob.practice_id)
-        .where(SyncAttempt.started_at >= since, SyncAttempt.outcome.in_(FAILED_OUTCOMES),
-               SyncJob.practice_id.in_(practice_ids))
-        .group_by(SyncJob.practice_id, failed_bucket)
+    failed_slot = func.date_bin(text("interval '15 minutes'"), SyncAttempt.started_at,
+                                text("timestamptz '2000-01-01 00:00+00'"))
+    failed_slots = db.session.execute(
+        select(SyncAttempt.practice_id, failed_slot, func.count())
+        .where(SyncAttempt.practice_id.in_(practice_ids), SyncAttempt.started_at >= since,
+               SyncAttempt.outcome.in_(FAILED_OUTCOMES))
+        .group_by(SyncAttempt.practice_id, failed_slot)
     )
-    return synced, {(pid, bucket.astimezone(UTC)): n for pid, bucket, n in failed if bucket}
+    failed: dict = {}
+    for pid, start, n in failed_slots:
+        bucket = _local_bucket(start, zones[pid], unit)
+        failed[(pid, bucket)] = failed.get((pid, bucket), 0) + n
+    return synced, failed
 
 
 def _local_bucket(moment: datetime, zone: ZoneInfo, unit: str) -> datetime:

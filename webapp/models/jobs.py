@@ -115,6 +115,8 @@ class SyncAttempt(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("sync_jobs.id", ondelete="CASCADE"), index=True)
+    # Copied from the job so per-practice charts need no join to sync_jobs.
+    practice_id: Mapped[int | None] = mapped_column(ForeignKey("practices.id", ondelete="CASCADE"))
     batch_id: Mapped[str | None] = mapped_column(String(64))
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
@@ -132,3 +134,6 @@ class SyncAttempt(Base):
 
 
 Index("ix_sync_attempts_started_at", SyncAttempt.started_at)
+# The dashboard's "failed per hour/day" chart.
+Index("ix_sync_attempts_failed", SyncAttempt.practice_id, SyncAttempt.started_at,
+      postgresql_where=text("outcome IN ('error', 'ambiguous')"))

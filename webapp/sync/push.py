@@ -126,7 +126,8 @@ class Pusher:
                 body: dict | None, error: str | None = None, response: dict | None = None,
                 key: str | None = None) -> None:
         db.session.add(SyncAttempt(
-            job_id=row.id, batch_id=batch_id, started_at=utcnow() - timedelta(seconds=time.monotonic() - started),
+            job_id=row.id, practice_id=row.practice_id, batch_id=batch_id,
+            started_at=utcnow() - timedelta(seconds=time.monotonic() - started),
             finished_at=utcnow(), outcome=outcome, http_status=call.status if call else None, error=error,
             duration_ms=int(call.duration_ms) if call and call.duration_ms else
             int((time.monotonic() - started) * 1000),

@@ -24,7 +24,8 @@ def reap_stale(stale_after: timedelta = STALE_AFTER) -> int:
         .with_for_update(skip_locked=True)
     ).all()
     for row in rows:
-        db.session.add(SyncAttempt(job_id=row.id, outcome="interrupted", finished_at=utcnow(),
+        db.session.add(SyncAttempt(job_id=row.id, practice_id=row.practice_id, outcome="interrupted",
+                                   finished_at=utcnow(),
                                    error=f"worker {row.claimed_by} stopped before finishing"))
         states.release(row, "interrupted")
         row.reconcile = True
