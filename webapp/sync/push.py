@@ -225,13 +225,17 @@ class Pusher:
                 item.payload = dict(item.payload, Name=disambiguated_name(name, item.key))
             taken.setdefault(item.payload["Name"], item.row.cliniko_id)
 
-    def send_contacts(self, items: list[Item]) -> None:
-        self.looked_up([i for i in items if i.row.reconcile and not i.row.xero_id], self._adopt_contacts)
+    def _look_up_then_send(self, items: list[Item], adopt: Callable, send: Callable, collection: str) -> None:
+        """Adopt what a previous unclear attempt may have created, then create new ones and update known ones."""
+        self.looked_up([i for i in items if i.row.reconcile and not i.row.xero_id], adopt)
         pending = [i for i in items if i.row.status == "running"]
-        for method, group in (("create_contacts", [i for i in pending if not i.row.xero_id]),
-                              ("update_contacts", [i for i in pending if i.row.xero_id])):
+        for method, group in ((f"create_{collection}", [i for i in pending if not i.row.xero_id]),
+                              (f"update_{collection}", [i for i in pending if i.row.xero_id])):
             if group:
-                self._send_contacts(method, group)
+                send(method, group)
+
+    def send_contacts(self, items: list[Item]) -> None:
+        self._look_up_then_send(items, self._adopt_contacts, self._send_contacts, "contacts")
 
     def _adopt_contacts(self, items: list[Item]) -> list[Item]:
         """Rows whose ContactNumber Xero already holds are adopted, never duplicated."""
@@ -330,12 +334,7 @@ class Pusher:
         return items
 
     def send_invoices(self, items: list[Item]) -> None:
-        self.looked_up([i for i in items if i.row.reconcile and not i.row.xero_id], self._adopt_invoices)
-        pending = [i for i in items if i.row.status == "running"]
-        for method, group in (("create_invoices", [i for i in pending if not i.row.xero_id]),
-                              ("update_invoices", [i for i in pending if i.row.xero_id])):
-            if group:
-                self._send_invoices(method, group)
+        self._look_up_then_send(items, self._adopt_invoices, self._send_invoices, "invoices")
 
     def _contacts_for(self, rows: list[SyncJob]) -> dict[str, SyncJob]:
         ids = {r.parent_cliniko_id for r in rows if r.parent_cliniko_id}

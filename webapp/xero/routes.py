@@ -147,14 +147,20 @@ def _finish(practice, tenant: Tenant, tokens: TokenSet, tenants: list[Tenant]):
     return _practice_page(practice.id)
 
 
-@bp.route("/practices/<int:practice_id>/xero/<int:connection_id>/disconnect", methods=["POST"])
-@login_required
-def disconnect_view(practice_id: int, connection_id: int):
-    """Delete the connection at Xero, revoke the token, wipe the tokens."""
+def _practice_connection(practice_id: int, connection_id: int):
+    """The practice (admin, in scope) and its connection; 404 for another practice's connection."""
     practice = practice_in_scope(practice_id, admin=True)
     connection = db.session.get(XeroConnection, connection_id)
     if connection is None or connection.practice_id != practice.id:
         abort(404)
+    return practice, connection
+
+
+@bp.route("/practices/<int:practice_id>/xero/<int:connection_id>/disconnect", methods=["POST"])
+@login_required
+def disconnect_view(practice_id: int, connection_id: int):
+    """Delete the connection at Xero, revoke the token, wipe the tokens."""
+    practice, connection = _practice_connection(practice_id, connection_id)
     problems = disconnect(connection, current_user)
     if practice.sync_enabled and active_connection(practice) is None:
         practice.sync_enabled = False  # nothing to send to: pause until reconnected
@@ -173,10 +179,7 @@ def disconnect_view(practice_id: int, connection_id: int):
 @login_required
 def refresh_reference(practice_id: int, connection_id: int):
     """Re-read accounts, tax rates and tracking options from Xero."""
-    practice = practice_in_scope(practice_id, admin=True)
-    connection = db.session.get(XeroConnection, connection_id)
-    if connection is None or connection.practice_id != practice.id:
-        abort(404)
+    practice, connection = _practice_connection(practice_id, connection_id)
     try:
         counts = refresh_reference_data(connection)
         db.session.commit()
