@@ -29,7 +29,7 @@ def purge_attempt_payloads(practice_id: int) -> int:
     """Blank request/response bodies of one practice's attempts older than its retention (SPEC §13)."""
     from datetime import timedelta
 
-    from sqlalchemy import select, update
+    from sqlalchemy import null, select, update
 
     from webapp.extensions import db
     from webapp.models import Practice, SyncAttempt, SyncJob, utcnow
@@ -45,7 +45,7 @@ def purge_attempt_payloads(practice_id: int) -> int:
         update(SyncAttempt)
         .where(SyncAttempt.job_id.in_(job_ids), SyncAttempt.started_at < cutoff)
         .where((SyncAttempt.request_body.is_not(None)) | (SyncAttempt.response_body.is_not(None)))
-        .values(request_body=None, response_body=None)
+        .values(request_body=null(), response_body=null())  # SQL NULL, not JSON 'null'
     )
     db.session.commit()
     logger.info("purged payloads of %s attempts of practice %s", result.rowcount, practice_id)

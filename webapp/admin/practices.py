@@ -177,7 +177,9 @@ class PracticesView(SecuredView, BaseView):
             from webapp.sync import catalogue
 
             try:
-                catalogue.refresh(practice, cliniko_client(practice))
+                counts = catalogue.refresh(practice, cliniko_client(practice))
+                record("cliniko.catalogue_refresh", user=current_user, object_type="practice", object_id=practice.id,
+                       practice_id=practice.id, details=counts)
                 db.session.commit()
             except ClientError as exc:
                 db.session.rollback()

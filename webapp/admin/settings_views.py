@@ -18,6 +18,7 @@ from webapp.access import practice_in_scope
 from webapp.admin.access import SecuredView
 from webapp.admin.dashboard import practices_in_scope
 from webapp.admin.settings_forms import RefreshForm, SettingsForm, field_name, mapping_form
+from webapp.audit import record
 from webapp.extensions import db
 from webapp.practice_settings import (
     EXCLUDE_KINDS,
@@ -188,6 +189,8 @@ class MappingsView(_PracticeView):
             abort(400, "The form expired; reload the page and try again.")
         try:
             counts = refresh(practice, cliniko_client(practice))
+            record("cliniko.catalogue_refresh", user=current_user, object_type="practice", object_id=practice.id,
+                   practice_id=practice.id, details=counts)
             db.session.commit()
         except ClientError as exc:
             db.session.rollback()
@@ -211,6 +214,8 @@ class MappingsView(_PracticeView):
             return redirect(url_for(".index", practice_id=practice_id))
         try:
             counts = refresh_reference_data(connection)
+            record("xero.lists_refresh", user=current_user, object_type="xero_connection", object_id=connection.id,
+                   practice_id=practice.id, details=counts)
             db.session.commit()
         except Exception as exc:  # the same handling as the practice page's button
             db.session.rollback()

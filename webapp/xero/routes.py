@@ -182,6 +182,8 @@ def refresh_reference(practice_id: int, connection_id: int):
     practice, connection = _practice_connection(practice_id, connection_id)
     try:
         counts = refresh_reference_data(connection)
+        record("xero.lists_refresh", user=current_user, object_type="xero_connection", object_id=connection.id,
+               practice_id=practice.id, details=counts)
         db.session.commit()
         flash(f"Read {counts['accounts']} accounts, {counts['tax_rates']} tax rates and "
               f"{counts['tracking_options']} tracking options from Xero.", "info")
