@@ -53,6 +53,7 @@ worker: $ROOT/.venv/bin/python -u -m jobs.worker
 clock: $ROOT/.venv/bin/python -u -m jobs.clock
 xero: $ROOT/.venv/bin/python -u -m sandbox.xero --host $HOST --port $XERO_PORT --data $ROOT/.run/xero-sandbox.json
 cliniko: $ROOT/.venv/bin/python -u -m sandbox.cliniko --host $HOST --port $CLINIKO_PORT --data $ROOT/.run/cliniko-sandbox.json
+setup: $ROOT/scripts/demo_setup.sh http://$HOST:$XERO_PORT http://$HOST:$CLINIKO_PORT demo-clinic
 PROCS
 
 cat <<MSG

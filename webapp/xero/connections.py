@@ -57,14 +57,21 @@ def disconnect(connection: XeroConnection, user: User | None) -> list[str]:
 
     problems = []
     ident = identity()
+    shared = False
     try:
         token = access_token(connection.id)
+        # Revoking a refresh token removes every connection that Xero user gave this app, so when the
+        # same user also connected another of our practices, only this connection is deleted.
+        listed = {t.connection_id for t in ident.connections(token)}
+        others = set(db.session.scalars(select(XeroConnection.connection_id).where(
+            XeroConnection.id != connection.id, XeroConnection.status == "active")))
+        shared = bool(listed & others)
         if connection.connection_id:
             ident.delete_connection(token, connection.connection_id)
     except Exception as exc:  # keep going: the local wipe must happen whatever Xero says
         problems.append(f"Could not delete the connection at Xero: {exc}")
     refresh = crypto.decrypt(connection.refresh_token_encrypted) if connection.refresh_token_encrypted else None
-    if refresh:
+    if refresh and not shared:
         try:
             ident.revoke(refresh)
         except ClientError as exc:
