@@ -113,3 +113,23 @@ def test_archived_account_is_refused(runner, xero_app, web, make_user, make_prac
     result = runner.invoke(args=["practices", "set-defaults", "north", "--sales-account", archived.code,
                                  "--payment-account", "090"])
     assert result.exit_code != 0 and "is archived in Xero" in result.output
+
+
+def test_cli_maps_a_cliniko_record_by_name_loading_the_catalogue(cliniko_sandbox, runner, make_practice):
+    from webapp.models import AuditEntry, Mapping
+
+    practice = make_practice("north")
+    practice.cliniko_api_key_encrypted = crypto.encrypt("sandbox-key-au1")
+    db.session.commit()
+    result = runner.invoke(args=["practices", "map", "north", "tax", "GST", "--tax-type", "OUTPUT"])
+    assert result.exit_code == 0, result.output
+    assert "Mapped tax 'GST'" in result.output
+    result = runner.invoke(args=["practices", "map", "north", "billable_item", "Report Writing (per hour)",
+                                 "--account", "250"])
+    assert result.exit_code == 0, result.output
+    rows = {(m.kind, m.cliniko_name): m for m in db.session.scalars(select(Mapping))}
+    assert rows[("tax", "GST")].tax_type == "OUTPUT"
+    assert rows[("billable_item", "Report Writing (per hour)")].account_code == "250"
+    assert db.session.query(AuditEntry).filter_by(action="mapping.save").count() == 2
+    result = runner.invoke(args=["practices", "map", "north", "tax", "No Such Tax", "--tax-type", "OUTPUT"])
+    assert result.exit_code != 0 and "Cliniko has no tax named 'No Such Tax'" in result.output

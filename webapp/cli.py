@@ -120,27 +120,27 @@ def practices_map(slug, kind, name, account_code, tax_type, payment_account_code
         raise click.ClickException(str(exc)) from None
     query = select(ClinikoRecord).where(ClinikoRecord.practice_id == practice.id, ClinikoRecord.kind == kind,
                                         ClinikoRecord.name == name)
-    record = db.session.scalar(query)
-    if record is None:
+    found = db.session.scalar(query)
+    if found is None:
         catalogue.refresh(practice, practices.cliniko_client(practice))
         db.session.commit()
-        record = db.session.scalar(query)
-    if record is None:
+        found = db.session.scalar(query)
+    if found is None:
         raise click.ClickException(f"Cliniko has no {kind.replace('_', ' ')} named {name!r}.")
     mapping = db.session.scalar(select(Mapping).where(
-        Mapping.practice_id == practice.id, Mapping.kind == kind, Mapping.cliniko_id == record.cliniko_id))
+        Mapping.practice_id == practice.id, Mapping.kind == kind, Mapping.cliniko_id == found.cliniko_id))
     if mapping is None:
-        mapping = Mapping(practice_id=practice.id, kind=kind, cliniko_id=record.cliniko_id)
+        mapping = Mapping(practice_id=practice.id, kind=kind, cliniko_id=found.cliniko_id)
         db.session.add(mapping)
     chosen = {"account_code": account_code, "tax_type": tax_type, "payment_account_code": payment_account_code,
               "tracking_option_id": tracking_option_id}
-    mapping.cliniko_name = record.name
+    mapping.cliniko_name = found.name
     for field_name, value in chosen.items():
         if value is not None:
             setattr(mapping, field_name, value or None)
     record_audit = {k: v for k, v in chosen.items() if v is not None}
     record("mapping.save", object_type="mapping", practice_id=practice.id,
-           details={"kind": kind, "cliniko_id": record.cliniko_id, "name": name, **record_audit})
+           details={"kind": kind, "cliniko_id": found.cliniko_id, "name": name, **record_audit})
     db.session.commit()
     click.echo(f"Mapped {kind} {name!r} → " + ", ".join(f"{k}={v}" for k, v in record_audit.items()))
 
