@@ -4,7 +4,8 @@ import json
 
 import click
 import requests
-from werkzeug.serving import make_server
+
+from sandbox.serve import run_until_stopped
 
 from .app import DEFAULT_API_KEY, create_app
 
@@ -28,15 +29,8 @@ def cliniko_command(port, host, api_key, seed, patients, invoices, calls_per_min
         calls_per_minute=calls_per_minute,
         data_file=data_file,
     )
-    server = make_server(host, port, app, threaded=True)
-    click.echo(f"Sandbox Cliniko: http://{host}:{server.port}/v1 (API key {api_key})", err=False)
-    click.echo(f"Control: http://{host}:{server.port}/_sandbox/state")
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    run_until_stopped(app, host, port, lambda base: [
+        f"Sandbox Cliniko: {base}/v1 (API key {api_key})", f"Control: {base}/_sandbox/state"])
 
 
 @click.command("seed")

@@ -3,8 +3,8 @@
 import logging
 
 import click
-from werkzeug.serving import make_server
 
+from sandbox.serve import run_until_stopped
 from sandbox.xero.app import create_app
 
 logger = logging.getLogger(__name__)
@@ -42,12 +42,5 @@ def xero_command(port, host, window_seconds, client_id, client_secret, redirect_
         data_file=data_file,
         seed=seed,
     )
-    server = make_server(host, port, app, threaded=True)
-    click.echo(f"Sandbox Xero running at http://{host}:{server.port}", err=False)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-        app.extensions["xero_sandbox"].store.stop_autosave()
+    run_until_stopped(app, host, port, lambda base: [f"Sandbox Xero running at {base}"],
+                      on_stop=app.extensions["xero_sandbox"].store.stop_autosave)

@@ -88,6 +88,15 @@ def test_backfill_then_fix_and_requeue(clinic, runner):
     accounts = {li.get("AccountCode") for a in sent for li in a.request_body["LineItems"]}
     assert "260" in accounts and ARCHIVED_ACCOUNT not in accounts
 
+    # Every contact in Xero is recorded with the ContactID and the name it was given.
+    from webapp.models import Contact
+
+    recorded = {c.cliniko_patient_id: c for c in db.session.scalars(select(Contact))}
+    synced_contacts = [r for r in rows if r.kind == "contact" and r.status == "synced"]
+    assert len(recorded) == len(synced_contacts)
+    assert all(recorded[r.cliniko_id].xero_contact_id == r.xero_id and recorded[r.cliniko_id].name_used
+               for r in synced_contacts)
+
     status = runner.invoke(args=["sync", "status", clinic.practice.slug, "--json"])
     assert '"invoice"' in status.output and '"synced"' in status.output
 

@@ -328,13 +328,13 @@ def _ensure_payment_delete(invoice_row: SyncJob, pay: SyncJob, undo: SyncJob | N
     return 0
 
 
-def release_waiting_invoices(practice_id: int, patient_id: str) -> int:
-    """A contact reached Xero: its invoices that waited for it become pending."""
+def release_waiting_invoices(practice_id: int, patient_ids: list[str]) -> int:
+    """Contacts reached Xero: their invoices that waited for them become pending (one query)."""
+    if not patient_ids:
+        return 0
     rows = db.session.scalars(select(SyncJob).where(
         SyncJob.practice_id == practice_id, SyncJob.kind == "invoice", SyncJob.status == "waiting",
-        SyncJob.parent_cliniko_id == patient_id))
-    count = 0
+        SyncJob.parent_cliniko_id.in_(patient_ids))).all()
     for row in rows:
         states.release_waiting(row)
-        count += 1
-    return count
+    return len(rows)

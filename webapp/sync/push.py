@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
 
 from webapp.clients.errors import (
     AmbiguousError,
@@ -92,6 +93,7 @@ class Pusher:
         self.batch_size = batch_size
         self.result = PushResult()
         self.claimed: list[SyncJob] = []
+        self._contacts_to_record: list[tuple[Item, str, str | None]] = []
 
     # -- claiming -------------------------------------------------------------------------------
     def claim(self, kind: str, limit: int | None = None) -> list[SyncJob]:
@@ -248,6 +250,7 @@ class Pusher:
             if contact:
                 self._contact_synced(item, contact["ContactID"], contact.get("Name"))
                 adopted.append(item)
+        self._record_contacts()
         db.session.commit()
         return adopted
 
@@ -278,6 +281,7 @@ class Pusher:
                 self.errored(item.row, explain_messages(list(outcome.errors)), {
                     "http_status": result.call.status if result.call else None,
                     "request_id": result.call.request_id if result.call else None})
+        self._record_contacts()
         db.session.commit()
         if taken_numbers:
             adopted = self._adopt_contacts(taken_numbers)
@@ -292,18 +296,26 @@ class Pusher:
             self._send_contacts(method, renamed, retry_names=False)
 
     def _contact_synced(self, item: Item, contact_id: str, name: str | None) -> None:
-        row = item.row
-        self.synced(row, contact_id)
-        record = db.session.scalar(select(Contact).where(
-            Contact.practice_id == row.practice_id, Contact.cliniko_patient_id == row.cliniko_id))
-        if record is None:
-            record = Contact(practice_id=row.practice_id, cliniko_patient_id=row.cliniko_id)
-            db.session.add(record)
-        record.xero_contact_id = contact_id
-        record.contact_number = item.key
-        record.name_used = name
-        record.details_hash = row.payload_hash
-        release_waiting_invoices(row.practice_id, row.cliniko_id)
+        self.synced(item.row, contact_id)
+        self._contacts_to_record.append((item, contact_id, name))
+
+    def _record_contacts(self) -> None:
+        """Write the contacts synced since the last commit (one upsert) and release the invoices that
+        waited for them (one query)."""
+        done, self._contacts_to_record = self._contacts_to_record, []
+        if not done:
+            return
+        values = {item.row.cliniko_id: {
+            "practice_id": self.ctx.practice_id, "cliniko_patient_id": item.row.cliniko_id,
+            "xero_contact_id": contact_id, "contact_number": item.key, "name_used": name,
+            "details_hash": item.row.payload_hash, "created_at": utcnow(), "updated_at": utcnow(),
+        } for item, contact_id, name in done}
+        stmt = insert(Contact).values(list(values.values()))
+        db.session.execute(stmt.on_conflict_do_update(
+            index_elements=["practice_id", "cliniko_patient_id"],
+            set_={k: stmt.excluded[k] for k in ("xero_contact_id", "contact_number", "name_used", "details_hash",
+                                                 "updated_at")}))
+        release_waiting_invoices(self.ctx.practice_id, list(values))
 
     # -- invoices -------------------------------------------------------------------------------
     def prepare_invoices(self, rows: list[SyncJob]) -> list[Item]:

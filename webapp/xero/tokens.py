@@ -52,10 +52,10 @@ def _usable(connection: XeroConnection) -> None:
 
 def access_token(connection_id: int, force: bool = False) -> str:
     """A valid access token for the connection, refreshing it first when it expires within 60 s."""
-    connection = db.session.get(XeroConnection, connection_id)
+    # Re-read every time (one query): another process may have refreshed or revoked it.
+    connection = db.session.get(XeroConnection, connection_id, populate_existing=True)
     if connection is None:
         raise ConnectionUnavailable(f"Xero connection {connection_id} does not exist.")
-    db.session.refresh(connection)
     _usable(connection)
     if not force and connection.access_expires_at and connection.access_expires_at - utcnow() > REFRESH_MARGIN:
         return crypto.decrypt(connection.access_token_encrypted)
