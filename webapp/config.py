@@ -106,6 +106,10 @@ def load(environ: Mapping[str, str] | None = None, overrides: Mapping | None = N
     config["REMEMBER_COOKIE_SECURE"] = config["SESSION_COOKIE_SECURE"]
     config["REMEMBER_COOKIE_SAMESITE"] = "Lax"
     config["PERMANENT_SESSION_LIFETIME"] = 12 * 3600
+    # Only send the session cookie when the session changed: with cookie sessions, refreshing it on
+    # every response lets a concurrent request (a static file, a favicon) write back an older copy
+    # over one that just stored, say, the OAuth state.
+    config["SESSION_REFRESH_EACH_REQUEST"] = False
     config["WTF_CSRF_TIME_LIMIT"] = None
     config["LOGIN_ATTEMPTS_PER_IP"] = environ.get("LOGIN_ATTEMPTS_PER_IP", "20 per 5 minutes")
     config["LOGIN_ATTEMPTS_PER_ACCOUNT"] = environ.get("LOGIN_ATTEMPTS_PER_ACCOUNT", "5 per 5 minutes")

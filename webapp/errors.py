@@ -16,7 +16,8 @@ def _page(code: int, message: str | None = None):
     title, default = TITLES.get(code, ("Error", "Something went wrong."))
     if request.accept_mimetypes.best == "application/json":
         return jsonify(error=title, message=message or default), code
-    return render_template("errors/error.html", code=code, title=title, message=message or default), code
+    return render_template("errors/error.html", code=code, title=title, message=message or default,
+                           error_page=True), code
 
 
 def init_app(app) -> None:

@@ -163,3 +163,13 @@ def test_old_hash_parameters_are_upgraded_on_login(web, make_user):
     db.session.expire_all()
     assert not needs_rehash(db.session.query(User).one().password_hash)
     assert hash_password("x" * 12).startswith("scrypt:32768:8:1$")
+
+
+def test_requests_that_do_not_change_the_session_do_not_resend_it(web, make_user):
+    # Otherwise a concurrent request (a static file, a missing favicon) writes back an older session
+    # over one that just stored the OAuth state, and the Xero callback is refused.
+    make_user()
+    assert web.login("admin@example.com", PASSWORD).status_code == 302
+    for path in ("/static/app.css", "/favicon.ico", "/"):
+        response = web.client.get(path)
+        assert "session=" not in response.headers.get("Set-Cookie", ""), path
