@@ -170,6 +170,8 @@ def test_requests_that_do_not_change_the_session_do_not_resend_it(web, make_user
     # over one that just stored the OAuth state, and the Xero callback is refused.
     make_user()
     assert web.login("admin@example.com", PASSWORD).status_code == 302
+    first = web.client.get("/")  # the first page stores the CSRF secret: that change is sent
+    assert "session=" in first.headers.get("Set-Cookie", "")
     for path in ("/static/app.css", "/favicon.ico", "/"):
         response = web.client.get(path)
         assert "session=" not in response.headers.get("Set-Cookie", ""), path
