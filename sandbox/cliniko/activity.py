@@ -1,14 +1,17 @@
-"""Simulated clinic activity: new invoices, payments, edits, archiving, deletion and reopening."""
+"""Simulated clinic activity: invoices (new, paid, edited, archived, deleted, reopened) and appointments
+(bookings, first bookings of new patients, arrivals, no-shows, cancellations)."""
 
 import random
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
-from .clock import iso
-from .generator import ClinicBuilder, _features
+from .clock import iso, parse_iso
+from .generator import CANCELLATION_REASONS, FIRST_NAMES, LAST_NAMES, STREETS, SUBURBS, ClinicBuilder, _ascii, _features
 from .money import dec, reprice_item
 from .state import Account
 
-KINDS = ("new_invoices", "payments", "edits", "archives", "deletes", "reopens")
+INVOICE_KINDS = ("new_invoices", "payments", "edits", "archives", "deletes", "reopens")
+APPOINTMENT_KINDS = ("bookings", "new_patient_bookings", "arrivals", "no_shows", "cancellations")
+KINDS = INVOICE_KINDS + APPOINTMENT_KINDS
 ALIASES = {
     "new": "new_invoices",
     "invoices": "new_invoices",
@@ -17,6 +20,12 @@ ALIASES = {
     "delete": "deletes",
     "edit": "edits",
     "pay": "payments",
+    "booking": "bookings",
+    "new_patients": "new_patient_bookings",
+    "arrived": "arrivals",
+    "no_show": "no_shows",
+    "did_not_arrive": "no_shows",
+    "cancel": "cancellations",
 }
 _STATUS_FEATURES = {
     "closed",
@@ -58,9 +67,19 @@ def _touch_items(account: Account, invoice: dict, stamp: str, **fields) -> None:
             item["updated_at"] = stamp
 
 
-def simulate(account: Account, now: datetime, counts: dict) -> dict:
-    """Apply activity at `now`, bumping `updated_at` of what changes; returns touched invoice ids by kind."""
+def simulate(account: Account, now: datetime, counts: dict, business_id: str | None = None) -> dict:
+    """Apply activity at `now`, bumping `updated_at` of what changes; returns touched ids by kind.
+
+    The six invoice kinds are always in the answer; an appointment kind only when it was asked for (a new
+    patient booking also answers `new_patients`). `business_id` keeps appointment activity to one business.
+    """
     wanted = normalise(counts)
+    asked = {ALIASES.get(name, name) for name in counts}
+    if business_id is not None:
+        business_id = str(business_id)
+        business = account.tables["businesses"].get(business_id)
+        if business is None or business.get("archived_at") or business.get("deleted_at"):
+            raise ValueError(f"business_id {business_id!r} is not a live business")
     rng = random.Random(f"cliniko-activity:{account.seed}:{account.activity_runs}")
     account.activity_runs += 1
     b = ClinicBuilder(account, rng)
@@ -100,7 +119,10 @@ def simulate(account: Account, now: datetime, counts: dict) -> dict:
         inv["updated_at"] = stamp
         _sync_appointment(account, inv)
         done["reopens"].append(inv["id"])
-    return {"now": stamp, **done}
+    result: dict = {"now": stamp, **{k: done[k] for k in INVOICE_KINDS}}
+    if asked & set(APPOINTMENT_KINDS):
+        result.update(_appointment_activity(b, now, wanted, asked, business_id))
+    return result
 
 
 def _sync_appointment(account: Account, invoice: dict) -> None:
@@ -173,3 +195,194 @@ def _new_invoice(b: ClinicBuilder, now: datetime) -> dict | None:
     if appointment is not None:
         appointment["invoice_status"] = invoice["status"]
     return invoice
+
+
+# -- appointments ----------------------------------------------------------------------------------------
+def _appointment_activity(b: ClinicBuilder, now: datetime, wanted: dict, asked: set, business_id) -> dict:
+    """Bookings, new patients' first bookings, arrivals, no-shows and cancellations, in that order."""
+    rng, stamp = b.rng, iso(now)
+    out: dict[str, list[str]] = {kind: [] for kind in APPOINTMENT_KINDS}
+    new_patients: list[str] = []
+    for _ in range(wanted["bookings"]):
+        appt = _book(b, now, _live_patients(b.account), business_id, future=True)
+        if appt is not None:
+            out["bookings"].append(appt["id"])
+    for _ in range(wanted["new_patient_bookings"]):
+        patient = _new_patient(b, now)
+        appt = _book(b, now, [patient], business_id, future=True)
+        if appt is not None:
+            new_patients.append(patient["id"])
+            out["new_patient_bookings"].append(appt["id"])
+    fresh = set(out["bookings"]) | set(out["new_patient_bookings"])
+
+    def pool(future: bool) -> list[dict]:
+        """Appointments booked before this call, still open: not cancelled, arrived or marked DNA."""
+        rows = []
+        for appt in b.account.tables["individual_appointments"].values():
+            if appt["id"] in fresh or appt.get("archived_at") or appt.get("deleted_at") or appt.get("cancelled_at"):
+                continue
+            if appt.get("patient_arrived") or appt.get("did_not_arrive"):
+                continue
+            if business_id is not None and appt.get("business_id") != business_id:
+                continue
+            if future != (parse_iso(appt["starts_at"]) > now) or (not future and parse_iso(appt["ends_at"]) > now):
+                continue
+            patient = b.account.tables["patients"].get(appt.get("patient_id") or "")
+            if patient is None or patient.get("archived_at") or patient.get("deleted_at"):
+                continue
+            rows.append(appt)
+        return sorted(rows, key=lambda r: int(r["id"]))
+
+    def pick(kind: str, future: bool) -> list[dict]:
+        """Up to n open appointments (past ones that have ended, or future ones); books more when short."""
+        n = wanted[kind]
+        rows = pool(future)
+        chosen = rng.sample(rows, min(n, len(rows)))
+        while len(chosen) < n:
+            appt = _book(b, now, _live_patients(b.account), business_id, future=future)
+            if appt is None:
+                break
+            chosen.append(appt)
+        return chosen
+
+    for appt in pick("arrivals", future=False):
+        appt["patient_arrived"] = True  # no Cliniko invoice: an appointment-mode clinic invoices from Xero
+        appt["updated_at"] = stamp
+        out["arrivals"].append(appt["id"])
+    for appt in pick("no_shows", future=False):
+        appt["did_not_arrive"] = True
+        appt["updated_at"] = stamp
+        out["no_shows"].append(appt["id"])
+    for appt in pick("cancellations", future=True):
+        reason = rng.choice(sorted(CANCELLATION_REASONS))
+        appt.update(
+            cancelled_at=stamp,
+            updated_at=stamp,
+            cancellation_reason=reason,
+            cancellation_reason_description=CANCELLATION_REASONS[reason],
+            cancellation_note=rng.choice(["Patient phoned reception", "Cancelled online", None]),
+        )
+        out["cancellations"].append(appt["id"])
+    result = {kind: ids for kind, ids in out.items() if kind in asked}
+    if "new_patient_bookings" in asked:
+        result["new_patients"] = new_patients
+    return result
+
+
+def _live_patients(account: Account) -> list[dict]:
+    return [
+        p
+        for p in account.tables["patients"].values()
+        if not p.get("archived_at") and not p.get("deleted_at") and not p.get("merged_at")
+    ]
+
+
+def _book(b: ClinicBuilder, now: datetime, patients: list[dict], business_id, future: bool) -> dict | None:
+    """A booking made now: a future slot in business hours, or (future=False) one that has already ended."""
+    rng, tables = b.rng, b.account.tables
+    practitioners = [
+        p
+        for p in tables["practitioners"].values()
+        if p.get("active", True) and (business_id is None or business_id in (p.get("_business_ids") or ()))
+    ]
+    live_businesses = {x["id"]: x for x in b.live("businesses")}
+    types = b.live("appointment_types")
+    if not practitioners or not patients or not types:
+        return None
+    practitioner = rng.choice(sorted(practitioners, key=lambda p: int(p["id"])))
+    options = [i for i in practitioner.get("_business_ids") or () if i in live_businesses]
+    if business_id is not None:
+        options = [business_id]
+    if not options:
+        return None
+    business = live_businesses[rng.choice(options)]
+    offered = business.get("appointment_type_ids")
+    atype = rng.choice([t for t in types if offered is None or t["id"] in offered] or types)
+    patient = rng.choice(patients)
+    minutes = atype.get("duration_in_minutes") or 30
+    if future:
+        tz = b.business_tz(business["id"])
+        day = now.astimezone(tz).date() + timedelta(days=rng.randrange(1, 15))
+        starts = datetime.combine(day, time(rng.randrange(8, 18), rng.choice((0, 15, 30, 45))), tz).astimezone(UTC)
+        created = now
+    else:
+        starts = now - timedelta(minutes=minutes + rng.randrange(1, 90))
+        created = min(now, starts - timedelta(days=rng.randrange(0, 14), minutes=rng.randrange(0, 600)))
+    return b.appointment(
+        starts,
+        minutes,
+        patient,
+        practitioner,
+        business,
+        atype,
+        created,
+        updated_at=iso(now),
+        email_reminder_sent=not future,
+    )
+
+
+def _new_patient(b: ClinicBuilder, now: datetime) -> dict:
+    """A patient who has just been added (by reception or an online booking) to book a first visit."""
+    account, rng = b.account, b.rng
+    first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+    state = "NSW" if rng.random() < 0.6 else "WA"
+    suburb, post_code = rng.choice(SUBURBS[state])
+    n = len(account.tables["patients"])
+    email = None if rng.random() < 0.12 else f"{_ascii(first)}.{_ascii(last)}{n}@example.com"
+    mobile = f"04{rng.randrange(10, 99)} {rng.randrange(100, 999)} {rng.randrange(100, 999)}"
+    concessions = sorted(account.tables["concession_types"], key=int)
+    stamp = iso(now)
+    return account.add(
+        "patients",
+        {
+            "id": account.allocate_id(),
+            "created_at": stamp,
+            "updated_at": stamp,
+            "archived_at": None,
+            "deleted_at": None,
+            "merged_at": None,
+            "merged_with_patient_id": None,
+            "first_name": first,
+            "last_name": last,
+            "preferred_first_name": None,
+            "title": None,
+            "label": None,
+            "email": email,
+            "patient_phone_numbers": [
+                {"number": mobile, "normalized_number": "+61" + mobile.replace(" ", "")[1:], "phone_type": "Mobile"}
+            ],
+            "address_1": f"{rng.randrange(1, 300)} {rng.choice(STREETS)}",
+            "address_2": None,
+            "address_3": None,
+            "city": suburb,
+            "state": state,
+            "post_code": post_code,
+            "country": "Australia",
+            "date_of_birth": (date(1940, 1, 1) + timedelta(days=rng.randrange(365 * 75))).isoformat(),
+            "sex": rng.choice(["Female", "Male", None]),
+            "gender": None,
+            "gender_identity": None,
+            "pronouns": None,
+            "medicare": None,
+            "medicare_reference_number": None,
+            "dva_card_number": None,
+            "occupation": None,
+            "emergency_contact": None,
+            "notes": None,
+            "appointment_notes": None,
+            "custom_fields": None,
+            "invoice_default_to": None,
+            "invoice_email": None,
+            "invoice_extra_information": None,
+            "accepted_privacy_policy": True,
+            "accepted_email_marketing": False,
+            "accepted_sms_marketing": False,
+            "receives_confirmation_emails": email is not None,
+            "reminder_type": "SMS & Email" if email else "SMS",
+            "referral_source": None,
+            "old_reference_id": None,
+            "time_zone": None,
+            "referring_doctor_id": None,
+            "concession_type_id": rng.choice(concessions) if concessions and rng.random() < 0.2 else None,
+        },
+    )

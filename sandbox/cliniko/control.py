@@ -166,12 +166,14 @@ def load():
 
 @bp.post("/activity")
 def simulate_activity():
-    """Simulate clinic activity now: {new_invoices, payments, edits, archives, deletes, reopens}."""
+    """Simulate clinic activity now: {new_invoices, payments, edits, archives, deletes, reopens, bookings,
+    new_patient_bookings, arrivals, no_shows, cancellations} (counts), optional business_id and api_key."""
     data = _body()
     key = data.pop("api_key", None)
+    business_id = data.pop("business_id", None)
     sb = sandbox()
     with sb.state.lock:
-        result = activity.simulate(_account(key), sb.clock.now(), data)
+        result = activity.simulate(_account(key), sb.clock.now(), data, business_id=business_id)
         sb.state.save()
     return jsonify(result)
 

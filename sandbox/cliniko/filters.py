@@ -3,9 +3,10 @@
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 
 from .clock import parse_iso
-from .resources import ARRAY, BOOLEAN, DATE, DATETIME, INT64, INTEGER, STRING
+from .resources import ARRAY, BOOLEAN, DATE, DATETIME, DECIMAL, INT64, INTEGER, STRING
 
 # Longest operators first so that ">=" is not read as ">" followed by "=".
 OPERATORS = ("!?", ">=", "<=", "!=", "~~", "=", ">", "<", "~", "?", "*")
@@ -15,6 +16,7 @@ OPERATORS = ("!?", ">=", "<=", "!=", "~~", "=", ">", "<", "~", "?", "*")
 ALLOWED = {
     INT64: {"=", "!=", ">=", ">", "<=", "<", "?", "!?", "*"},
     INTEGER: {"=", "!=", ">=", ">", "<=", "<", "?", "!?", "*"},
+    DECIMAL: {"=", "!=", ">=", ">", "<=", "<", "?", "!?", "*"},
     DATE: {"=", "!=", ">=", ">", "<=", "<", "?", "!?", "*"},
     DATETIME: {"=", "!=", ">=", ">", "<=", "<", "?", "!?", "*"},
     STRING: {"=", "!=", "~", "~~", "?", "!?", "*"},
@@ -52,6 +54,8 @@ class Filter:
         kind = self.kind
         if kind in (INT64, INTEGER):
             actual = int(actual)
+        elif kind == DECIMAL:
+            actual = Decimal(str(actual))
         elif kind == DATETIME:
             actual = parse_iso(actual)
         elif kind == ARRAY:
@@ -107,6 +111,10 @@ def _convert(kind: str, op: str, raw: str, text: str):
             if op == "=":
                 return frozenset(int(v) for v in raw.split(","))
             return int(raw)
+        if kind == DECIMAL:
+            if op == "=":
+                return frozenset(_decimal(v) for v in raw.split(","))
+            return _decimal(raw)
         if kind == DATETIME:
             return parse_iso(raw)
         if kind == DATE:
@@ -132,6 +140,16 @@ def _convert(kind: str, op: str, raw: str, text: str):
     except ValueError as exc:
         raise FilterError(f"Invalid value in filter '{text}'") from exc
     raise FilterError(f"Invalid filter '{text}'")
+
+
+def _decimal(raw: str) -> Decimal:
+    try:
+        value = Decimal(raw)
+    except InvalidOperation as exc:
+        raise ValueError(raw) from exc
+    if not value.is_finite():
+        raise ValueError(raw)
+    return value
 
 
 def parse_filters(values: list[str], fields: dict[str, str]) -> list[Filter]:

@@ -521,6 +521,7 @@ def generate(
     _people(account, rng, stamp, patients, anchor, days)
     account.settings = _settings(account, seed)
     _invoices(b, invoices, anchor, days)
+    account.sync_concession_prices()  # derived ids and no randomness: the rest of the data is unchanged
     return account
 
 

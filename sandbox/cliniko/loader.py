@@ -64,6 +64,20 @@ def normalise(account: Account, table: str, raw: dict, now_iso: str) -> dict:
     return record
 
 
+def _mirror_concession_prices(account: Account, ids: list[str]) -> None:
+    """Loaded concession prices become their billable item's prices (what invoice lines use); one per pair."""
+    table = account.tables["concession_prices"]
+    for record_id in ids:
+        record = table[record_id]
+        pair = (record.get("billable_item_id"), record.get("concession_type_id"))
+        for other in [r for r in table.values() if r["id"] != record_id]:
+            if (other.get("billable_item_id"), other.get("concession_type_id")) == pair:
+                del table[other["id"]]
+        item = account.tables["billable_items"].get(pair[0] or "")
+        if item is not None and pair[1] is not None and record.get("price") is not None:
+            item.setdefault("_concession_prices", {})[pair[1]] = record["price"]
+
+
 def load(account: Account, payload: dict, now) -> dict:
     """Store the records of `payload` (`{table: [records]}`, optional `replace` and `settings`)."""
     unknown = set(payload) - set(TABLES) - {"replace", "settings", "api_key"}
@@ -88,6 +102,8 @@ def load(account: Account, payload: dict, now) -> dict:
             loaded.setdefault(table, []).append(record["id"])
             if table == "invoices" and not all(k in raw for k in _TOTALS):
                 new_invoices.append((record, {k for k in _TOTALS if k not in raw}))
+    _mirror_concession_prices(account, loaded.get("concession_prices", []))
+    account.sync_concession_prices(now_iso)
     for invoice, missing in new_invoices:
         items = [i for i in account.items_of(invoice["id"]) if not i.get("deleted_at")]
         totals = invoice_totals(items)

@@ -1,5 +1,6 @@
 """Cliniko's list envelope: `page`/`per_page` (50 by default, at most 100), `sort`, and absolute links."""
 
+from decimal import Decimal
 from urllib.parse import quote, urlencode
 
 from .clock import parse_iso
@@ -46,6 +47,8 @@ def _sort_value(value, kind: str | None):
         return None
     if kind in ("int64", "integer") or (kind is None and isinstance(value, str) and value.isdigit()):
         return int(value)
+    if kind == "decimal":
+        return Decimal(str(value))
     if kind == "date-time":
         return parse_iso(value)
     if isinstance(value, bool):

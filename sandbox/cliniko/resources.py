@@ -6,9 +6,10 @@ rendered link-only (`{"links": {"self": url}}`) as Cliniko does.
 
 from dataclasses import dataclass, field
 
-INT64, INTEGER, DATE, DATETIME, STRING, BOOLEAN, ARRAY = (
+INT64, INTEGER, DECIMAL, DATE, DATETIME, STRING, BOOLEAN, ARRAY = (
     "int64",
     "integer",
+    "decimal",
     "date",
     "date-time",
     "string",
@@ -32,6 +33,8 @@ class Resource:
     collections: dict[str, str] = field(default_factory=dict)
     # records whose value here is not null are left out of lists unless a filter names the field
     hidden_unless_filtered: tuple[str, ...] = ()
+    # schema fields rendered with this value when the stored record has none (e.g. `repeats: null`)
+    defaults: dict = field(default_factory=dict)
 
 
 RESOURCES: dict[str, Resource] = {
@@ -152,6 +155,15 @@ RESOURCES: dict[str, Resource] = {
         Resource("taxes", dict(_STAMPS)),
         Resource("concession_types", dict(_STAMPS)),
         Resource(
+            "concession_prices",
+            {**_STAMPS, "billable_item_id": INT64, "concession_type_id": INT64, "price": DECIMAL},
+            {},
+            {
+                "billable_item": ("billable_item_id", "billable_items"),
+                "concession_type": ("concession_type_id", "concession_types"),
+            },
+        ),
+        Resource(
             "appointment_types",
             {
                 **_STAMPS,
@@ -200,6 +212,7 @@ RESOURCES: dict[str, Resource] = {
                 "conflicts": "individual_appointments/{id}/conflicts",
             },
             ("archived_at", "deleted_at", "cancelled_at"),
+            {"repeats": None},
         ),
     ]
 }
@@ -212,6 +225,8 @@ def render(resource: Resource, record: dict, base: str) -> dict:
     """A stored record as Cliniko returns it: relations as links, absolute URLs, no internal keys."""
     fk_fields = {fk for fk, _ in resource.relations.values()}
     out = {k: v for k, v in record.items() if not k.startswith("_") and k not in fk_fields}
+    for key, value in resource.defaults.items():
+        out.setdefault(key, value)
     for key, (fk, target) in resource.relations.items():
         value = record.get(fk)
         if value is not None:

@@ -1,9 +1,10 @@
-"""The read-only Cliniko API under /v1: lists, single records, nested lists and /settings."""
+"""The Cliniko API under /v1: lists, single records, nested lists, /settings and appointment writes."""
 
 import time
 
 from flask import Blueprint, Response, g, jsonify, request
 
+from . import appointments
 from .auth import ACCESS_DENIED, USER_AGENT_MESSAGE, basic_username, user_agent_ok
 from .context import sandbox
 from .faults import HTML_500
@@ -71,8 +72,19 @@ def bad_filter(exc: FilterError):
     return jsonify(message=str(exc)), 400
 
 
+@bp.errorhandler(appointments.ValidationFailed)
+def validation_failed(exc: appointments.ValidationFailed):
+    """A write Cliniko refuses: 422 with the spec's ValidationError body."""
+    return jsonify(message="Validation Failed", errors=exc.errors), 422
+
+
 def _not_found():
     return jsonify(message="Not found"), 404
+
+
+def _shows_cancelled(name: str, filters) -> bool:
+    """`archived_at:*` also finds cancelled appointments ("cancelled or archived records", Cliniko's docs)."""
+    return name == "individual_appointments" and any(f.field == "archived_at" and f.op == "*" for f in filters)
 
 
 def list_response(name: str, match=None, extra_shown: set[str] | None = None, envelope_name: str | None = None):
@@ -83,8 +95,8 @@ def list_response(name: str, match=None, extra_shown: set[str] | None = None, en
     keys = parse_sort(args.get("sort"), args.get("order"))
     page, per_page = page_params(args)
     shown = set(extra_shown or ())
-    if name == "individual_appointments" and any(f.field == "archived_at" and f.op == "*" for f in filters):
-        shown.add("cancelled_at")  # "*" on archived_at finds cancelled or archived records
+    if _shows_cancelled(name, filters):
+        shown.add("cancelled_at")
     base = api_base()
     state = sandbox().state
     with state.lock:
@@ -105,7 +117,8 @@ def single_response(name: str, record_id: str):
     state = sandbox().state
     with state.lock:
         record = g.account.tables[name].get(record_id)
-        if record is None or not select([record], filters, resource.hidden_unless_filtered):
+        shown = {"cancelled_at"} if _shows_cancelled(name, filters) else set()
+        if record is None or not select([record], filters, resource.hidden_unless_filtered, shown):
             return _not_found()
         return jsonify(render(resource, record, api_base()))
 
@@ -183,3 +196,65 @@ for _name in RESOURCES:
     if _name != "practitioners":
         bp.add_url_rule(f"/{_name}", view_func=_list_view, methods=["GET"])
     bp.add_url_rule(f"/{_name}/<record_id>", view_func=_single_view, methods=["GET"])
+
+
+# -- individual appointment writes -----------------------------------------------------------------------
+def _json_body():
+    data = request.get_json(silent=True) if request.get_data() else {}
+    if not isinstance(data, dict):
+        return None
+    return data
+
+
+def _writable_appointment(record_id: str) -> dict | None:
+    """An appointment that can be changed: stored, neither deleted nor archived (cancelled ones can)."""
+    record = g.account.tables["individual_appointments"].get(record_id)
+    if record is None or record.get("deleted_at") or record.get("archived_at"):
+        return None
+    return record
+
+
+@bp.post("/individual_appointments")
+def create_individual_appointment():
+    """Book an appointment: 201 with it (and a Location header), or 422 with errors."""
+    body = _json_body()
+    if body is None:
+        return jsonify(message="Invalid JSON body"), 400
+    sb = sandbox()
+    with sb.state.lock:
+        appt = appointments.create(g.account, body, sb.clock.now())
+        sb.state.save()
+        out = render(RESOURCES["individual_appointments"], appt, api_base())
+    return jsonify(out), 201, {"Location": out["links"]["self"]}
+
+
+@bp.patch("/individual_appointments/<record_id>")
+def update_individual_appointment(record_id: str):
+    """Change an appointment: 200 with it, 404, or 422 with errors."""
+    body = _json_body()
+    if body is None:
+        return jsonify(message="Invalid JSON body"), 400
+    sb = sandbox()
+    with sb.state.lock:
+        appt = _writable_appointment(record_id)
+        if appt is None:
+            return _not_found()
+        appointments.update(g.account, appt, body, sb.clock.now())
+        sb.state.save()
+        return jsonify(render(RESOURCES["individual_appointments"], appt, api_base()))
+
+
+@bp.patch("/individual_appointments/<record_id>/cancel")
+def cancel_individual_appointment(record_id: str):
+    """Cancel an appointment: 204, 404, or 422 with errors."""
+    body = _json_body()
+    if body is None:
+        return jsonify(message="Invalid JSON body"), 400
+    sb = sandbox()
+    with sb.state.lock:
+        appt = _writable_appointment(record_id)
+        if appt is None:
+            return _not_found()
+        appointments.cancel(appt, body, sb.clock.now())
+        sb.state.save()
+    return Response(status=204)

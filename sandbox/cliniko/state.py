@@ -1,5 +1,6 @@
 """The emulator's in-memory state: accounts (one per API key), call counters, clock; optional JSON file."""
 
+import hashlib
 import json
 import logging
 import os
@@ -15,6 +16,12 @@ log = logging.getLogger(__name__)
 
 SHARD_RE = re.compile(r"^\w{2}\d{1,2}$")
 FIRST_ID = 480_000_000_000_000_000
+
+
+def concession_price_id(billable_item_id: str, concession_type_id: str) -> str:
+    """A stable id for a billable item's concession price (derived, so no id is taken from the counter)."""
+    digest = hashlib.sha256(f"concession-price:{billable_item_id}:{concession_type_id}".encode()).digest()
+    return str(5 * 10**18 + int.from_bytes(digest[:8], "big") % 10**18)
 
 
 def split_key(key: str) -> tuple[str, str | None]:
@@ -75,6 +82,38 @@ class Account:
             if item.get("invoice_id") is not None:
                 self._item_index.setdefault(str(item["invoice_id"]), []).append(str(item["id"]))
 
+    def sync_concession_prices(self, stamp: str | None = None) -> list[str]:
+        """Store a concession price record for every billable item's `_concession_prices` entry.
+
+        The billable items' maps stay the source of prices (invoice lines use them); a missing record is
+        created with a derived id, and a changed price updates the record. Returns the ids created or changed.
+        """
+        table = self.tables["concession_prices"]
+        by_pair = {(r.get("billable_item_id"), r.get("concession_type_id")): r for r in table.values()}
+        touched = []
+        for item in self.tables["billable_items"].values():
+            for type_id, price in (item.get("_concession_prices") or {}).items():
+                record = by_pair.get((item["id"], type_id))
+                if record is None:
+                    concession = self.tables["concession_types"].get(type_id) or {}
+                    created = max(item.get("created_at") or "", concession.get("created_at") or "")
+                    record = {
+                        "id": concession_price_id(item["id"], type_id),
+                        "created_at": created,
+                        "updated_at": created,
+                        "billable_item_id": item["id"],
+                        "concession_type_id": type_id,
+                        "price": price,
+                    }
+                    self.add("concession_prices", record)
+                    touched.append(record["id"])
+                elif record.get("price") != price:
+                    record["price"] = price
+                    if stamp:
+                        record["updated_at"] = stamp
+                    touched.append(record["id"])
+        return touched
+
     def to_json(self) -> dict:
         """The account as JSON (for the data file)."""
         return {
@@ -99,6 +138,7 @@ class Account:
         account.next_number = data.get("next_number", account.next_number)
         account.activity_runs = data.get("activity_runs", 0)
         account.reindex()
+        account.sync_concession_prices()  # data files written before concession prices were served
         return account
 
     def counts(self) -> dict:

@@ -55,6 +55,7 @@ LISTS = {
     "/individual_appointments": INCLUDE_ALL,
     "/appointment_types": {"q[]": "archived_at:*"},
     "/concession_types": {},
+    "/concession_prices": {},
 }
 SINGLES = [
     "businesses",
@@ -68,6 +69,7 @@ SINGLES = [
     "individual_appointments",
     "appointment_types",
     "concession_types",
+    "concession_prices",
 ]
 
 
