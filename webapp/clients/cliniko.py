@@ -352,6 +352,19 @@ class ClinikoClient:
             params.append(("q[]", "cancelled_at:*"))
         return self.paginate("individual_appointments", "individual_appointments", params)
 
+    def appointments_ended_between(self, start: datetime, end: datetime) -> Iterator[dict]:
+        """Appointments that ended in [start, end), oldest first (cancelled, archived and deleted left out)."""
+        return self.paginate("individual_appointments", "individual_appointments", [
+            ("q[]", f"ends_at:>={_iso(start)}"), ("q[]", f"ends_at:<{_iso(end)}"), ("sort", "ends_at")])
+
+    def concession_types(self) -> Iterator[dict]:
+        """Every concession type (Pensioner, Student, …)."""
+        return self.paginate("concession_types", "concession_types")
+
+    def concession_prices(self) -> Iterator[dict]:
+        """Every concession price (a billable item's price for one concession type)."""
+        return self.paginate("concession_prices", "concession_prices")
+
     @staticmethod
     def _updated_params(since: datetime, archived: bool, deleted: bool) -> list[tuple[str, str]]:
         params = [("q[]", f"updated_at:>={_iso(since)}"), ("sort", "updated_at")]

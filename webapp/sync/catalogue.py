@@ -27,8 +27,8 @@ def _name(kind: str, record: dict) -> str:
     return record.get("name") or f"{kind.replace('_', ' ').title()} {record.get('id')}"
 
 
-def _readers(client: ClinikoClient):
-    return {
+def _readers(client: ClinikoClient, practice: Practice | None = None):
+    readers = {
         "business": lambda: client.businesses(),
         "practitioner": lambda: [*client.practitioners(), *client.inactive_practitioners()],
         "billable_item": client.billable_items,
@@ -36,13 +36,18 @@ def _readers(client: ClinikoClient):
         "tax": client.taxes,
         "appointment_type": client.appointment_types,
     }
+    if (practice is not None and (practice.settings or {}).get("invoice_source") == "appointments"):
+        # Appointment mode prices visits itself, concessions included.
+        readers["concession_type"] = client.concession_types
+        readers["concession_price"] = client.concession_prices
+    return readers
 
 
 def refresh(practice: Practice, client: ClinikoClient) -> dict[str, int]:
     """Read every catalogue list from Cliniko and upsert it; returns counts per kind. Caller commits."""
     now = utcnow()
     counts = {}
-    for kind, read in _readers(client).items():
+    for kind, read in _readers(client, practice).items():
         rows = []
         for record in read():
             rows.append({

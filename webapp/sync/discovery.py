@@ -16,7 +16,7 @@ from itertools import islice
 from webapp.clients.cliniko import ClinikoClient
 from webapp.extensions import db
 from webapp.models import Practice, utcnow
-from webapp.sync import catalogue
+from webapp.sync import appointments, catalogue
 from webapp.sync.changes import Counts, upsert_invoices
 from webapp.sync.context import PracticeContext, load
 
@@ -78,7 +78,13 @@ def default_cursor(practice: Practice) -> datetime:
 
 
 def changed_invoices(client: ClinikoClient, since: datetime, limit: int = 10_000_000) -> Iterator[dict]:
-    """Invoices with updated_at >= since, oldest change first, read by KEYSET, never by offset pages.
+    """Invoices with updated_at >= since, oldest change first (see changed_records)."""
+    return changed_records(client.invoices_updated_since, since, client.per_page, limit)
+
+
+def changed_records(read: Callable[[datetime], Iterator[dict]], since: datetime, per_page: int,
+                    limit: int = 10_000_000) -> Iterator[dict]:
+    """Records with updated_at >= since, oldest change first, read by KEYSET, never by offset pages.
 
     Offset pages (`links.next`) over a list sorted by updated_at lose records: an invoice edited during
     the walk moves to the end and shifts an unread one onto a page already read. So each call asks for
@@ -88,15 +94,15 @@ def changed_invoices(client: ClinikoClient, since: datetime, limit: int = 10_000
     seen_at: set[str] = set()
     returned = 0
     while returned < limit:
-        first = client.invoices_updated_since(since)
+        first = read(since)
         try:
-            chunk = list(islice(first, client.per_page))
+            chunk = list(islice(first, per_page))
         finally:
             first.close()
         fresh = [i for i in chunk if not (i.get("updated_at") == since and str(i["id"]) in seen_at)]
-        if not fresh and len(chunk) == client.per_page:
+        if not fresh and len(chunk) == per_page:
             # A full page sharing one timestamp: read on past what we have seen, once.
-            rest = client.invoices_updated_since(since)
+            rest = read(since)
             try:
                 fresh = [i for i in islice(rest, len(seen_at), None)
                          if not (i.get("updated_at") == since and str(i["id"]) in seen_at)]
@@ -110,7 +116,7 @@ def changed_invoices(client: ClinikoClient, since: datetime, limit: int = 10_000
         if newest > since:
             since, seen_at = newest, set()
         seen_at |= {str(i["id"]) for i in chunk if i.get("updated_at") == since}
-        if len(chunk) < client.per_page:
+        if len(chunk) < per_page:
             return
 
 
@@ -143,7 +149,11 @@ def poll(practice_id: int, client_factory: Callable[[Practice], ClinikoClient] |
         cursors = dict(practice.poll_cursors or {})
         since = datetime.fromisoformat(cursors[CURSOR]) if cursors.get(CURSOR) else default_cursor(practice)
         patient_cache: dict = {}
-        for page in _pages(changed_invoices(client, since)):
+        if ctx.settings.reads_appointments:
+            total.add(appointments.poll(ctx, client, practice, cursors, default_cursor(practice), patient_cache,
+                                        _pages))
+        pages = _pages(changed_invoices(client, since)) if not ctx.settings.appointment_mode else ()
+        for page in pages:
             counts = record_page(ctx, client, page, patient_cache=patient_cache)
             newest = max((i["updated_at"] for i in page if i.get("updated_at")), default=None)
             if newest is not None and newest > since:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from webapp.sync import mapping_appointments
 from webapp.sync.context import PracticeContext
 from webapp.sync.mapping_common import MappingError, sha256_of
 from webapp.sync.mapping_contacts import contact_number, contact_payload
@@ -50,6 +51,8 @@ def _invoice_parts(ctx: PracticeContext, source: dict):
 
 def invoice(ctx: PracticeContext, source: dict, contact_id: str | None = None) -> Built:
     """The Xero invoice for an invoice row; ContactID when known, else the ContactNumber."""
+    if source.get("invoiced_by_appointment"):  # appointment mode already put this visit in Xero
+        return Built(None, [], skip=str(source["invoiced_by_appointment"]))
     invoice_rec, items, patient, practitioner, business = _invoice_parts(ctx, source)
     try:
         contact_ref = {"ContactID": contact_id} if contact_id else (
@@ -69,6 +72,34 @@ def invoice(ctx: PracticeContext, source: dict, contact_id: str | None = None) -
     if isinstance(plan, SkipPlan):
         return Built(None, [], skip=plan.reason)
     return Built(plan.payload, list(plan.reasons), contact_key=str(invoice_rec.get("patient_id")))
+
+
+def appointment(ctx: PracticeContext, source: dict, contact_id: str | None = None) -> Built:
+    """The Xero invoice for an appointment row (appointment mode): the skip or pricing problem found when
+    the appointment was read, else the invoice mapping of the priced appointment (never "only paid")."""
+    if source.get("skip"):
+        return Built(None, [], skip=str(source["skip"]))
+    appt = from_json(source.get("appointment")) or {}
+    kind = source.get("appointment_type") or {}
+    labels = mapping_appointments.Catalogue(
+        appointment_types={str(kind.get("id")): kind}, businesses=ctx.businesses)
+    reason = mapping_appointments.settings_skip(appt, ctx.settings, labels)
+    if reason:
+        return Built(None, [], skip=reason)
+    problem = source.get("problem")
+    if problem:
+        return Built(None, [], error=MappingError("mapping", problem.get("reason") or "The appointment cannot be "
+                                                  "priced.", problem.get("fix") or "Check it in Cliniko."))
+    if source.get("invoiced_in_cliniko"):
+        return Built(None, [], skip=str(source["invoiced_in_cliniko"]))
+    unfiltered = replace(ctx, settings=replace(ctx.settings, only_paid=False))
+    return invoice(unfiltered, source, contact_id)
+
+
+def invoice_for_row(ctx: PracticeContext, row, contact_id: str | None = None) -> Built:
+    """The Xero invoice for an `invoice` or an `appointment` row."""
+    build = appointment if row.kind == "appointment" else invoice
+    return build(ctx, row.source or {}, contact_id)
 
 
 def payment(ctx: PracticeContext, source: dict, invoice_xero_id: str, amount_due) -> Built:

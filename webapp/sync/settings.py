@@ -198,6 +198,27 @@ class PracticeSettings:
     closed_policy: str = "ignore"
     rounding_tolerance: Decimal = Decimal("0.05")
     time_zone: str = DEFAULT_TIME_ZONE
+    # Where Xero invoices come from: Cliniko's invoices, or completed appointments (SPEC §7, issue 8).
+    invoice_source: str = "invoices"
+    # In appointment mode, an appointment is complete when the patient is marked arrived, or when it
+    # has ended without being cancelled or marked "did not arrive".
+    appointment_completion: str = "arrived"
+    only_appointment_types: tuple[str, ...] = ()
+    claim_appointment_types: tuple[str, ...] = ()
+    only_businesses: tuple[str, ...] = ()
+    # When a patient's Xero contact is made: with their first invoice, or at their first booking.
+    contact_timing: str = "first_invoice"
+    # Build and show payloads for new work, send nothing.
+    dry_run: bool = False
+
+    @property
+    def appointment_mode(self) -> bool:
+        return self.invoice_source == "appointments"
+
+    @property
+    def reads_appointments(self) -> bool:
+        """Discovery reads Cliniko appointments (appointment mode, or contacts made at first booking)."""
+        return self.appointment_mode or self.contact_timing == "first_booking"
 
     @classmethod
     def from_dict(cls, data: Any) -> PracticeSettings:
@@ -239,6 +260,17 @@ class PracticeSettings:
                                   "ignore"),
             rounding_tolerance=_tolerance("rounding_tolerance", d("rounding_tolerance")),
             time_zone=_zone("time_zone", d("time_zone")),
+            invoice_source=_choice("invoice_source", d("invoice_source"),
+                                   {"invoices": "invoices", "appointments": "appointments"}, "invoices"),
+            appointment_completion=_choice("appointment_completion", d("appointment_completion"),
+                                           {"arrived": "arrived", "ended": "ended"}, "arrived"),
+            only_appointment_types=_ids("only_appointment_types", d("only_appointment_types")),
+            claim_appointment_types=_ids("claim_appointment_types", d("claim_appointment_types")),
+            only_businesses=_ids("only_businesses", d("only_businesses")),
+            contact_timing=_choice("contact_timing", d("contact_timing"),
+                                   {"first_invoice": "first_invoice", "first_booking": "first_booking"},
+                                   "first_invoice"),
+            dry_run=_bool("dry_run", d("dry_run"), False),
         )
 
     def to_dict(self) -> dict[str, Any]:
