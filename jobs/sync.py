@@ -17,35 +17,50 @@ logger = logging.getLogger(__name__)
 PUSH_TIME_BUDGET = float(os.environ.get("PUSH_TIME_BUDGET_SECONDS", "30"))
 
 
-def enqueue_push(practice_id: int, at=None, queue_name: str = "live"):
-    """Enqueue a push for the practice now (deduplicated while queued) or at a time."""
+def enqueue_push(practice_id: int, at=None, queue_name: str = "live", connection_id: int | None = None):
+    """Enqueue a push for the practice (every organisation) or one of its organisations, now (deduplicated
+    while queued) or at a time."""
+    args = (practice_id,) if connection_id is None else (practice_id, connection_id)
+    base = f"push-{practice_id}" if connection_id is None else f"push-{practice_id}-{connection_id}"
     if at is not None and at > utcnow() + timedelta(seconds=0.5):
-        return enqueue("jobs.sync.push_practice", practice_id, queue_name=queue_name, at=at,
-                       job_id=f"push-{practice_id}-at")
-    return enqueue("jobs.sync.push_practice", practice_id, queue_name=queue_name, job_id=f"push-{practice_id}")
+        return enqueue("jobs.sync.push_practice", *args, queue_name=queue_name, at=at, job_id=f"{base}-at")
+    return enqueue("jobs.sync.push_practice", *args, queue_name=queue_name, job_id=base)
 
 
-def push_practice(practice_id: int) -> dict:
-    """Send the practice's due rows; re-enqueue itself for more work, a budget refill or the next retry."""
+def push_practice(practice_id: int, connection_id: int | None = None) -> dict:
+    """Send the practice's due rows; re-enqueue itself for more work, a budget refill or the next retry.
+
+    A practice with several active Xero organisations gets one push job per organisation (each with its
+    own rate budget, so one organisation out of budget never holds back another)."""
     from rq import get_current_job
 
+    from webapp.sync import routing
     from webapp.sync.push import push
 
     job = get_current_job()
-    worker = (job.worker_name if job and job.worker_name else None) or f"pid-{os.getpid()}"
-    result = push(practice_id, worker, time_budget=PUSH_TIME_BUDGET)
     queue_name = job.origin if job is not None and job.origin else "live"
+    if connection_id is None:
+        active = [c.id for c in routing.connections(practice_id) if c.status == "active"]
+        if len(active) > 1:
+            if routing.assign(practice_id):
+                db.session.commit()
+            for cid in active:
+                enqueue_push(practice_id, queue_name=queue_name, connection_id=cid)
+            return {"organisations": len(active)}
+    worker = (job.worker_name if job and job.worker_name else None) or f"pid-{os.getpid()}"
+    result = push(practice_id, worker, time_budget=PUSH_TIME_BUDGET, connection_id=connection_id)
     if result.reschedule_at is not None:
-        enqueue_push(practice_id, at=result.reschedule_at, queue_name=queue_name)
+        enqueue_push(practice_id, at=result.reschedule_at, queue_name=queue_name, connection_id=connection_id)
     elif result.next_due_at is not None:
-        enqueue_push(practice_id, at=result.next_due_at, queue_name=queue_name)
-    logger.info("push of practice %s: %s", practice_id, result)
+        enqueue_push(practice_id, at=result.next_due_at, queue_name=queue_name, connection_id=connection_id)
+    logger.info("push of practice %s (organisation %s): %s", practice_id, connection_id or "all", result)
     return {"synced": result.synced, "failed": result.failed, "retrying": result.retrying,
             "waiting": result.waiting, "batches": result.batches, "stopped": result.stopped}
 
 
 def poll_practice(practice_id: int) -> dict:
     """One discovery pass; a failure is recorded on the practice and retried at the next tick."""
+    from webapp.sync import routing
     from webapp.sync.discovery import poll
     from webapp.sync.push import next_due
 
@@ -53,6 +68,8 @@ def poll_practice(practice_id: int) -> dict:
         counts = poll(practice_id)
     except Exception as exc:  # recorded on the practice by poll(); retried at the next tick
         return {"error": getattr(exc, "message", None) or str(exc)}
+    if routing.assign(practice_id):  # the rows just recorded go to their businesses' organisations
+        db.session.commit()
     if next_due(practice_id) is not None:
         enqueue_push(practice_id)
     return counts.__dict__
@@ -91,6 +108,10 @@ def run_backfill(backfill_id: int) -> dict:
     started = []
 
     def start_pushing(row) -> None:
+        from webapp.sync import routing
+
+        if routing.assign(row.practice_id):  # each page's rows go to their businesses' organisations
+            db.session.commit()
         # Push while discovery goes on: the first page's rows need not wait for the last page.
         if not started:
             enqueue_push(row.practice_id, queue_name="backfill")

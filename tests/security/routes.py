@@ -34,6 +34,7 @@ SUPPORT_ALLOWED: dict[str, frozenset[str]] = {
     "practices.detail": frozenset({"GET"}),
     "practices.cliniko_test": frozenset({"POST"}),  # reads Cliniko with the stored key; changes nothing
     "practice_mappings.index": frozenset({"GET"}),
+    "practice_routing.index": frozenset({"GET"}),  # read-only for support users
     "practice_settings.index": frozenset({"GET"}),
     "reconcile.index": frozenset({"GET"}),
     "settings.index": frozenset({"GET"}),

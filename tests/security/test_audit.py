@@ -150,6 +150,7 @@ DRIVEN = {
     "practices.create": {"practice.create"}, "practices.cliniko_key": {"practice.cliniko_key"},
     "xero.choose": {"xero.connect"}, "practices.defaults": {"practice.defaults"},
     "practice_settings.index": {"practice.settings"}, "practice_mappings.save": {"mapping.save"},
+    "practice_routing.index": {"routing.change"},
     "practices.sync_toggle": {"practice.pause", "practice.enable"},
     "backfill.start": {"backfill.start"}, "backfill.cancel": {"backfill.cancel"},
     "jobs.requeue_one": {"requeue"}, "jobs.ignore_one": {"ignore"},
@@ -230,6 +231,14 @@ def test_every_admin_action_writes_an_audit_entry(app, web, clinic, redis_conn):
     form[field] = ["200"]
     _, written = post("practice_mappings.save", action, form)
     audited("practice_mappings.save", written)
+
+    page = client.get(f"/practices/{practice.id}/routing/").get_data(as_text=True)
+    form = read_form(page, f"/practices/{practice.id}/routing/")
+    field = next(name for name in form if name.startswith("route__"))
+    own = db.session.scalars(select(XeroConnection).where(XeroConnection.practice_id == practice.id)).first()
+    form[field] = [str(own.id)]
+    _, written = post("practice_routing.index", f"/practices/{practice.id}/routing/", form)
+    audited("practice_routing.index", written)
 
     # Pause and resume.
     _, written = post("practices.sync_toggle", f"/practices/{practice.id}/sync", {"enabled": "0"})

@@ -245,3 +245,33 @@ def test_ended_mode_invoices_a_visit_nobody_marked_arrived(clinic):
     assert str(made[1]["id"]) not in rows  # cancelled: the ended walk leaves cancelled appointments out
     assert datetime.fromisoformat(db.session.get(Practice, clinic.practice.id).poll_cursors["appointments_ended"]) \
         > now - timedelta(minutes=5)
+
+
+def test_dry_run_sends_nothing_and_shows_the_payloads(clinic, web):
+    from webapp.sync.push import push
+
+    start_now(clinic, invoice_source="appointments", dry_run=True)
+    done = clinic.cliniko("POST", "activity", json={"arrivals": 2, "new_patient_bookings": 1})
+    calls_before = clinic.xero("GET", "state").get("calls")
+    poll(clinic.practice.id)
+    result = push(clinic.practice.id, "test-worker", time_budget=10)
+    assert result.stopped == "dry run" and result.synced == 0
+    invoices, contacts = xero(clinic)
+    assert not invoices and not contacts
+    assert clinic.xero("GET", "state").get("calls") == calls_before  # not one call to Xero
+    rows = {r.cliniko_id: r for r in clinic.rows("appointment")}
+    for appt_id in done["arrivals"]:
+        row = rows[appt_id]
+        assert row.status == "pending" and row.xero_id is None
+        response = web.client.get(f"/jobs/{row.id}/")
+        assert response.status_code == 200
+        page = response.get_data(as_text=True)
+        assert f"A{appt_id}" in page and 'data-testid="preview-payload"' in page
+        assert f"{money(row.amount)}" in page
+
+    # Turned off: the work discovered meanwhile is sent, once.
+    start_now(clinic, invoice_source="appointments", dry_run=False)
+    drain(clinic.practice.id, timeout=120)
+    invoices, _ = xero(clinic)
+    assert sorted(invoices) == sorted(f"A{a}" for a in done["arrivals"])
+

@@ -13,6 +13,7 @@ SCREEN_MODULES = (
     "webapp.admin.jobs_views",
     "webapp.admin.overview_views",
     "webapp.admin.settings_views",
+    "webapp.admin.routing_views",
     "webapp.admin.people_views",
 )
 

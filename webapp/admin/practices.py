@@ -83,8 +83,12 @@ class PracticesView(SecuredView, BaseView):
         ).all()
         counts = reference_counts([c.id for c in connections])
         defaults_form = defaults_form or self._defaults_form(practice)
+        from webapp.sync.routing import routed_businesses
+
+        default, routed = routed_businesses(practice.id, connections)
         return self.render("admin/practice.html", practice=practice, connections=connections, counts=counts,
-                           defaults_form=defaults_form, key_form=key_form or ClinikoKeyForm(formdata=None)), status
+                           defaults_form=defaults_form, key_form=key_form or ClinikoKeyForm(formdata=None),
+                           default_connection=default, routed=routed), status
 
     def _defaults_form(self, practice, formdata=None):
         connection = active_connection(practice)

@@ -13,7 +13,6 @@ from sqlalchemy import (
     Numeric,
     String,
     Text,
-    UniqueConstraint,
     false,
     func,
     text,
@@ -23,7 +22,9 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from webapp.models.base import Base, TimestampMixin, utcnow
 
-JOB_KINDS = ("contact", "invoice", "payment", "void", "payment_delete")
+JOB_KINDS = ("contact", "invoice", "payment", "void", "payment_delete", "appointment")
+#: Kinds that are a Xero invoice (an `appointment` row is an invoice built from a Cliniko appointment).
+INVOICE_KINDS = ("invoice", "appointment")
 JOB_STATUSES = ("pending", "running", "synced", "failed", "retrying", "waiting", "skipped", "ignored")
 ERROR_CATEGORIES = ("transient", "validation", "mapping", "totals", "conflict", "auth")
 
@@ -36,7 +37,12 @@ class SyncJob(TimestampMixin, Base):
 
     __tablename__ = "sync_jobs"
     __table_args__ = (
-        UniqueConstraint("practice_id", "kind", "cliniko_id"),
+        # One row per practice × kind × Cliniko id, except contacts: one per patient per organisation.
+        # (changes._ensure_rows names these two indexes in its ON CONFLICT clauses.)
+        Index("uq_sync_jobs_row", "practice_id", "kind", "cliniko_id", unique=True,
+              postgresql_where=text("kind <> 'contact'")),
+        Index("uq_sync_jobs_contact", "practice_id", "cliniko_id", "connection_id", unique=True,
+              postgresql_where=text("kind = 'contact'"), postgresql_nulls_not_distinct=True),
         CheckConstraint("status IN ('" + "','".join(JOB_STATUSES) + "')", name="status"),
         CheckConstraint("kind IN ('" + "','".join(JOB_KINDS) + "')", name="kind"),
         # Claiming due work per practice, oldest first.
@@ -59,10 +65,16 @@ class SyncJob(TimestampMixin, Base):
         Index("ix_sync_jobs_heartbeat", "status", "heartbeat_at"),
         Index("ix_sync_jobs_parent", "practice_id", "kind", "parent_cliniko_id"),
         Index("ix_sync_jobs_backfill", "backfill_id", "status"),
+        # Claiming due work per organisation; the job list's organisation filter.
+        Index("ix_sync_jobs_connection_due", "connection_id", "kind", "status", "next_attempt_at"),
+        # Rows not routed to an organisation yet (webapp.sync.routing.assign): few, and found at once.
+        Index("ix_sync_jobs_unrouted", "practice_id", postgresql_where=text("connection_id IS NULL")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     practice_id: Mapped[int] = mapped_column(ForeignKey("practices.id", ondelete="CASCADE"))
+    #: The Xero organisation this row goes to (None: not routed yet; see webapp.sync.routing).
+    connection_id: Mapped[int | None] = mapped_column(ForeignKey("xero_connections.id", ondelete="SET NULL"))
     kind: Mapped[str] = mapped_column(String(16))
     cliniko_id: Mapped[str] = mapped_column(String(32))
     invoice_number: Mapped[str | None] = mapped_column(String(255))
@@ -100,6 +112,7 @@ class SyncJob(TimestampMixin, Base):
     synced_at: Mapped[datetime | None]
 
     practice = relationship("Practice")
+    connection = relationship("XeroConnection")
     attempt_history = relationship(
         "SyncAttempt", back_populates="job", order_by="SyncAttempt.started_at", cascade="all, delete-orphan"
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -47,10 +47,14 @@ class Mapping(TimestampMixin, Base):
     """A Cliniko item (billable item, product, practitioner, business, tax) mapped to Xero choices."""
 
     __tablename__ = "mappings"
-    __table_args__ = (UniqueConstraint("practice_id", "kind", "cliniko_id"),)
+    __table_args__ = (Index("uq_mappings_row", "practice_id", "kind", "cliniko_id", "connection_id", unique=True,
+                            postgresql_nulls_not_distinct=True),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     practice_id: Mapped[int] = mapped_column(ForeignKey("practices.id", ondelete="CASCADE"), index=True)
+    #: None: the practice-wide mapping; a Xero connection: that organisation's own choice, which wins
+    #: over the practice-wide one for rows sent to it.
+    connection_id: Mapped[int | None] = mapped_column(ForeignKey("xero_connections.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(16))
     cliniko_id: Mapped[str] = mapped_column(String(32))
     cliniko_name: Mapped[str | None] = mapped_column(String(255))
@@ -60,3 +64,17 @@ class Mapping(TimestampMixin, Base):
     payment_account_code: Mapped[str | None] = mapped_column(String(32))
 
     practice = relationship("Practice", back_populates="mappings")
+
+
+class BusinessRoute(TimestampMixin, Base):
+    """Which of the practice's Xero organisations a Cliniko business's invoices go to (SPEC §1's routing).
+
+    A business without a route goes to the practice's default organisation (its first active connection)."""
+
+    __tablename__ = "business_routes"
+    __table_args__ = (UniqueConstraint("practice_id", "cliniko_business_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    practice_id: Mapped[int] = mapped_column(ForeignKey("practices.id", ondelete="CASCADE"))
+    cliniko_business_id: Mapped[str] = mapped_column(String(32))
+    connection_id: Mapped[int] = mapped_column(ForeignKey("xero_connections.id", ondelete="CASCADE"))

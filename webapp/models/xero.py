@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import ForeignKey, Numeric, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Numeric, String, Text, UniqueConstraint, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from webapp.models.base import Base, TimestampMixin
@@ -31,6 +32,9 @@ class XeroConnection(TimestampMixin, Base):
     status: Mapped[str] = mapped_column(String(20), default="active")
     last_refreshed_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+    #: This organisation's own default accounts (sales_account, payment_account, rounding_account,
+    #: tax_exempt); a key not set here falls back to the practice's settings.
+    settings: Mapped[dict] = mapped_column(JSONB, default=dict, server_default=text("'{}'::jsonb"))
 
     practice = relationship("Practice", back_populates="xero_connections")
 

@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 
 from webapp.extensions import db
@@ -68,11 +68,49 @@ def _rows(practice_id: int, kind: str, cliniko_ids: list[str]) -> dict[str, Sync
 
 
 def _ensure_rows(practice_id: int, kind: str, values: list[dict]) -> dict[str, SyncJob]:
-    """Insert missing rows (ON CONFLICT DO NOTHING, so concurrent discovery is safe); return all by id."""
+    """Insert missing rows (ON CONFLICT DO NOTHING, so concurrent discovery is safe); return all by id.
+
+    Contact rows are one per (patient, organisation): they conflict on uq_sync_jobs_contact and are
+    returned for the organisation of the values (all values of one call share it); other kinds conflict on
+    uq_sync_jobs_row. A row without an organisation gets one here when that is already known: the
+    practice's only organisation, or for a payment removal or void, its invoice's (else
+    webapp.sync.routing.assign routes it after discovery)."""
+    from webapp.sync import routing
+
+    if values and any(v.get("connection_id") is None for v in values):
+        _route_values(practice_id, kind, values, routing)
     if values:
-        db.session.execute(insert(SyncJob).values(values).on_conflict_do_nothing(
-            index_elements=["practice_id", "kind", "cliniko_id"]))
+        stmt = insert(SyncJob).values(values)
+        if kind == "contact":
+            stmt = stmt.on_conflict_do_nothing(index_elements=["practice_id", "cliniko_id", "connection_id"],
+                                               index_where=text("kind = 'contact'"))
+        else:
+            stmt = stmt.on_conflict_do_nothing(index_elements=["practice_id", "kind", "cliniko_id"],
+                                               index_where=text("kind <> 'contact'"))
+        db.session.execute(stmt)
+    if kind == "contact":
+        ids = [v["cliniko_id"] for v in values]
+        if not ids:
+            return {}
+        connection_id = values[0].get("connection_id")
+        rows = db.session.scalars(select(SyncJob).where(
+            SyncJob.practice_id == practice_id, SyncJob.kind == "contact", SyncJob.cliniko_id.in_(ids),
+            SyncJob.connection_id.is_(None) if connection_id is None else SyncJob.connection_id == connection_id))
+        return {r.cliniko_id: r for r in rows}
     return _rows(practice_id, kind, [v["cliniko_id"] for v in values])
+
+
+def _route_values(practice_id: int, kind: str, values: list[dict], routing) -> None:
+    """Fill in the organisation of new rows when it is known now (see _ensure_rows)."""
+    only = routing.single_connection_id(practice_id)
+    parents: dict[str, int | None] = {}
+    if kind in ("void", "payment_delete", "payment"):
+        parents = dict(db.session.execute(select(SyncJob.cliniko_id, SyncJob.connection_id).where(
+            SyncJob.practice_id == practice_id, SyncJob.kind.in_(("appointment", "invoice")),
+            SyncJob.cliniko_id.in_([v["cliniko_id"] for v in values])).order_by(SyncJob.kind)).all())
+    for value in values:
+        if value.get("connection_id") is None:
+            value["connection_id"] = parents.get(value["cliniko_id"]) or only
 
 
 def _new(practice_id: int, kind: str, cliniko_id: str, **fields) -> dict:
@@ -86,22 +124,34 @@ def _new(practice_id: int, kind: str, cliniko_id: str, **fields) -> dict:
 
 def upsert_contacts(ctx: PracticeContext, patients: dict[str, dict | None], patient_ids: list[str],
                     priority: int = 0) -> None:
-    """A contact row per patient; a changed contact that is already in Xero is sent again."""
-    ids = sorted({p for p in patient_ids if p})
-    rows = _ensure_rows(ctx.practice_id, "contact", [
-        _new(ctx.practice_id, "contact", pid, priority=priority, status="pending") for pid in ids])
+    """Keep every contact row of these patients (one per organisation) up to date; a changed contact that
+    is already in Xero is sent again. A new patient gets one row, for the practice's organisation when it
+    has one, else routed with its invoices (webapp.sync.routing.assign)."""
+    ids = sorted({str(p) for p in patient_ids if p})
+    if not ids:
+        return
+    existing: dict[str, list[SyncJob]] = {}
+    for row in db.session.scalars(select(SyncJob).where(
+            SyncJob.practice_id == ctx.practice_id, SyncJob.kind == "contact", SyncJob.cliniko_id.in_(ids))):
+        existing.setdefault(row.cliniko_id, []).append(row)
+    missing = [pid for pid in ids if pid not in existing]
+    if missing:
+        made = _ensure_rows(ctx.practice_id, "contact", [
+            _new(ctx.practice_id, "contact", pid, priority=priority, status="pending") for pid in missing])
+        for pid, row in made.items():
+            existing.setdefault(pid, []).append(row)
     for pid in ids:
-        row = rows[pid]
         patient = minimal_patient(patients.get(pid), ctx.settings.contact_details)
-        if patient is None and row.source:
-            continue  # the patient was not readable now (deleted); keep what we had
-        source = {"patient": to_json(patient or {"id": pid})}
-        built = plans.contact(ctx, source)
-        row.patient_name = (built.payload or {}).get("Name") or row.patient_name
-        row.source = source
-        row.payload_hash = built.hash
-        if row.status == "synced" and row.sent_hash and row.payload_hash != row.sent_hash:
-            states.resend(row)
+        for row in existing.get(pid, []):
+            if patient is None and row.source:
+                continue  # the patient was not readable now (deleted); keep what we had
+            source = {"patient": to_json(patient or {"id": pid})}
+            built = plans.contact(ctx, source)
+            row.patient_name = (built.payload or {}).get("Name") or row.patient_name
+            row.source = source
+            row.payload_hash = built.hash
+            if row.status == "synced" and row.sent_hash and row.payload_hash != row.sent_hash:
+                states.resend(row)
 
 
 def _invoice_fields(ctx: PracticeContext, invoice: dict, patient: dict | None) -> dict:
@@ -146,11 +196,15 @@ def upsert_invoices(ctx: PracticeContext, invoices: list[dict], items_by_invoice
     ]
     rows = _ensure_rows(ctx.practice_id, "invoice", new_values) | existing
     followups = followup_rows(ctx.practice_id, ids)
+    by_appointment = _rows(ctx.practice_id, "appointment", sorted(
+        {str(i["appointment_id"]) for i in invoices if i.get("appointment_id")}))
     with db.session.no_autoflush:
         for invoice in invoices:
             row = rows[str(invoice["id"])]
+            sent = by_appointment.get(str(invoice.get("appointment_id") or ""))
             try:
-                _upsert_one(ctx, invoice, row, items_by_invoice, patients, followups, counts)
+                _upsert_one(ctx, invoice, row, items_by_invoice, patients, followups, counts,
+                            sent if sent is not None and sent.xero_id else None)
             except Exception as exc:  # one unreadable invoice must not block the page or the cursor
                 logger.exception("invoice %s of practice %s could not be read", row.cliniko_id, ctx.practice_id)
                 _unreadable(row, exc)
@@ -165,7 +219,8 @@ def _unreadable(row: SyncJob, exc: Exception) -> None:
                                "Check the invoice in Cliniko and correct it; the next change to it is read again.")
 
 
-def _upsert_one(ctx, invoice, row, items_by_invoice, patients, followups, counts) -> None:
+def _upsert_one(ctx, invoice, row, items_by_invoice, patients, followups, counts,
+                appointment_row: SyncJob | None = None) -> None:
     """Update one invoice row from what Cliniko says now, then its follow-ups."""
     patient = patients.get(str(invoice.get("patient_id")))
     source = {
@@ -173,6 +228,10 @@ def _upsert_one(ctx, invoice, row, items_by_invoice, patients, followups, counts
         "items": to_json(items_by_invoice.get(str(invoice["id"]), [])),
         "patient": to_json(minimal_patient(patient, "name")),
     }
+    if appointment_row is not None and row.xero_id is None:
+        source["invoiced_by_appointment"] = (
+            f"The appointment of this invoice is already in Xero as {appointment_row.invoice_number} "
+            "(invoiced from the completed appointment); it is not invoiced twice")
     built = plans.invoice(ctx, source)
     new_hash = built.hash or sha256_of(source)
     is_new = row.source is None
@@ -328,13 +387,17 @@ def _ensure_payment_delete(invoice_row: SyncJob, pay: SyncJob, undo: SyncJob | N
     return 0
 
 
-def release_waiting_invoices(practice_id: int, patient_ids: list[str]) -> int:
-    """Contacts reached Xero: their invoices that waited for them become pending (one query)."""
+def release_waiting_invoices(practice_id: int, patient_ids: list[str], connection_id: int | None = None) -> int:
+    """Contacts reached Xero: their invoices (and appointment invoices) that waited for them become
+    pending (one query); with a connection, only those going to that organisation."""
     if not patient_ids:
         return 0
-    rows = db.session.scalars(select(SyncJob).where(
-        SyncJob.practice_id == practice_id, SyncJob.kind == "invoice", SyncJob.status == "waiting",
-        SyncJob.parent_cliniko_id.in_(patient_ids))).all()
+    query = select(SyncJob).where(
+        SyncJob.practice_id == practice_id, SyncJob.kind.in_(("invoice", "appointment")),
+        SyncJob.status == "waiting", SyncJob.parent_cliniko_id.in_(patient_ids))
+    if connection_id is not None:
+        query = query.where(SyncJob.connection_id == connection_id)
+    rows = db.session.scalars(query).all()
     for row in rows:
         states.release_waiting(row)
     return len(rows)

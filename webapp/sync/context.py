@@ -32,7 +32,7 @@ class PracticeContext:
 
 
 def active_connection(practice_id: int) -> XeroConnection | None:
-    """The practice's first active Xero connection."""
+    """The practice's default organisation: its first active Xero connection."""
     return db.session.scalar(
         select(XeroConnection)
         .where(XeroConnection.practice_id == practice_id, XeroConnection.status == "active")
@@ -40,11 +40,32 @@ def active_connection(practice_id: int) -> XeroConnection | None:
     )
 
 
-def load(practice: Practice) -> PracticeContext:
-    """Load settings (SettingsError on bad ones), mappings, the Xero lists and the catalogue."""
-    settings = PracticeSettings.from_dict({"time_zone": practice.time_zone, **(practice.settings or {})})
-    connection = active_connection(practice.id)
-    rows = db.session.scalars(select(Mapping).where(Mapping.practice_id == practice.id)).all()
+def settings_for(practice: Practice, connection: XeroConnection | None = None) -> PracticeSettings:
+    """The practice's settings, with the organisation's own default accounts over the practice's."""
+    own = {k: v for k, v in ((connection.settings or {}) if connection is not None else {}).items() if v}
+    return PracticeSettings.from_dict({"time_zone": practice.time_zone, **(practice.settings or {}), **own})
+
+
+def mapping_rows(practice_id: int, connection_id: int | None) -> list[Mapping]:
+    """The practice-wide mapping rows, each replaced by the organisation's own row for the same item."""
+    rows = db.session.scalars(select(Mapping).where(
+        Mapping.practice_id == practice_id,
+        Mapping.connection_id.is_(None) if connection_id is None
+        else (Mapping.connection_id.is_(None) | (Mapping.connection_id == connection_id)))
+        .order_by(Mapping.connection_id.nulls_first(), Mapping.id)).all()
+    merged: dict[tuple[str, str], Mapping] = {}
+    for row in rows:
+        merged[(row.kind, row.cliniko_id)] = row
+    return list(merged.values())
+
+
+def load(practice: Practice, connection: XeroConnection | None = None) -> PracticeContext:
+    """Load settings (SettingsError on bad ones), mappings, the Xero lists and the catalogue, for one of the
+    practice's organisations (default: its first active connection)."""
+    if connection is None:
+        connection = active_connection(practice.id)
+    settings = settings_for(practice, connection)
+    rows = mapping_rows(practice.id, connection.id if connection is not None else None)
     if connection is not None:
         options = db.session.scalars(
             select(XeroTrackingOption).where(XeroTrackingOption.connection_id == connection.id)).all()

@@ -45,10 +45,14 @@ def _context(row: SyncJob) -> PracticeContext | MappingError:
 
 
 def _sibling(row: SyncJob, kind: str, cliniko_id: str | None) -> SyncJob | None:
+    """The row of `kind` this row depends on (a contact: the one in the same Xero organisation)."""
     if not cliniko_id:
         return None
-    return db.session.scalar(select(SyncJob).where(
-        SyncJob.practice_id == row.practice_id, SyncJob.kind == kind, SyncJob.cliniko_id == cliniko_id))
+    query = select(SyncJob).where(
+        SyncJob.practice_id == row.practice_id, SyncJob.kind == kind, SyncJob.cliniko_id == cliniko_id)
+    if kind == "contact":
+        query = query.where(SyncJob.connection_id.is_not_distinct_from(row.connection_id))
+    return db.session.scalar(query.limit(1))
 
 
 def _reasons(reasons) -> list[dict]:
@@ -73,10 +77,10 @@ def explain_invoice(row: SyncJob) -> Preview:
     if isinstance(ctx, MappingError):
         return Preview(None, error=ctx)
     try:
-        if row.kind == "invoice":
+        if row.kind in ("invoice", "appointment"):
             contact = _sibling(row, "contact", row.parent_cliniko_id)
             contact_id = contact.xero_id if contact is not None and contact.status == "synced" else None
-            return _from_built(plans.invoice(ctx, row.source, contact_id))
+            return _from_built(plans.invoice_for_row(ctx, row, contact_id))
         if row.kind == "contact":
             return _from_built(plans.contact(ctx, row.source))
         if row.kind == "payment":

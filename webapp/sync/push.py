@@ -1,9 +1,12 @@
-"""Push: claim due rows of one practice and send them to Xero in batches, exactly once (SPEC §7).
+"""Push: claim due rows of one practice's Xero organisation, send them in batches, exactly once (SPEC §7).
 
-Order per tenant: contacts → invoices → payments → payment removals → voids. Rows are claimed with
-`FOR UPDATE SKIP LOCKED`, so any number of workers can push the same practice. Results are matched
-by natural key (ContactNumber, InvoiceNumber, payment Reference). After an unclear outcome (timeout,
-dropped connection, crash) a row is flagged `reconcile` and looked up in Xero before any re-send.
+A practice may have several organisations (webapp.sync.routing); a Pusher works for one of them and
+claims only its rows, with that organisation's mappings, lists and rate budget.
+Order per tenant: contacts → invoices → appointment invoices → payments → payment removals → voids.
+Rows are claimed with `FOR UPDATE SKIP LOCKED`, so any number of workers can push the same practice.
+Results are matched by natural key (ContactNumber, InvoiceNumber, payment Reference). After an unclear
+outcome (timeout, dropped connection, crash) a row is flagged `reconcile` and looked up in Xero before
+any re-send.
 """
 
 from __future__ import annotations
@@ -29,8 +32,8 @@ from webapp.clients.errors import (
 )
 from webapp.clients.xero import XeroClient
 from webapp.extensions import db
-from webapp.models import Contact, Practice, SyncAttempt, SyncJob, utcnow
-from webapp.sync import plans, states
+from webapp.models import INVOICE_KINDS, Contact, Practice, SyncAttempt, SyncJob, XeroConnection, utcnow
+from webapp.sync import plans, routing, states
 from webapp.sync.changes import apply_followups, followup_rows, release_waiting_invoices
 from webapp.sync.context import PracticeContext, load
 from webapp.sync.mapping_contacts import disambiguated_name
@@ -40,7 +43,7 @@ from webapp.xero.tokens import ConnectionUnavailable
 
 logger = logging.getLogger(__name__)
 
-ORDER = ("contact", "invoice", "payment", "payment_delete", "void")
+ORDER = ("contact", "invoice", "appointment", "payment", "payment_delete", "void")
 DUE_STATES = ("pending", "retrying")
 NAME_TAKEN = "is already assigned to another contact"
 NUMBER_TAKEN = "Invoice # must be unique"
@@ -97,10 +100,11 @@ class Pusher:
 
     # -- claiming -------------------------------------------------------------------------------
     def claim(self, kind: str, limit: int | None = None) -> list[SyncJob]:
-        """Take up to `limit` (a batch) due rows of this kind (live first, then oldest)."""
+        """Take up to `limit` (a batch) due rows of this kind for this organisation (live first, then oldest)."""
         rows = db.session.scalars(
             select(SyncJob)
-            .where(SyncJob.practice_id == self.ctx.practice_id, SyncJob.kind == kind,
+            .where(SyncJob.practice_id == self.ctx.practice_id, SyncJob.connection_id == self.ctx.connection.id,
+                   SyncJob.kind == kind,
                    SyncJob.status.in_(DUE_STATES), SyncJob.next_attempt_at <= func.now())
             .order_by(SyncJob.priority, SyncJob.next_attempt_at, SyncJob.id)
             .limit(limit or self.batch_size)
@@ -218,7 +222,8 @@ class Pusher:
         names = {i.payload.get("Name") for i in items if not i.row.xero_id}
         taken = {name: pid for name, pid in db.session.execute(
             select(Contact.name_used, Contact.cliniko_patient_id).where(
-                Contact.practice_id == self.ctx.practice_id, Contact.name_used.in_(names)))} if names else {}
+                Contact.practice_id == self.ctx.practice_id, Contact.connection_id == self.ctx.connection.id,
+                Contact.name_used.in_(names)))} if names else {}
         for item in items:
             name = item.payload.get("Name")
             if item.row.xero_id or not name:
@@ -306,20 +311,25 @@ class Pusher:
         if not done:
             return
         values = {item.row.cliniko_id: {
-            "practice_id": self.ctx.practice_id, "cliniko_patient_id": item.row.cliniko_id,
+            "practice_id": self.ctx.practice_id, "connection_id": self.ctx.connection.id,
+            "cliniko_patient_id": item.row.cliniko_id,
             "xero_contact_id": contact_id, "contact_number": item.key, "name_used": name,
             "details_hash": item.row.payload_hash, "created_at": utcnow(), "updated_at": utcnow(),
         } for item, contact_id, name in done}
         stmt = insert(Contact).values(list(values.values()))
         db.session.execute(stmt.on_conflict_do_update(
-            index_elements=["practice_id", "cliniko_patient_id"],
+            index_elements=["practice_id", "connection_id", "cliniko_patient_id"],
             set_={k: stmt.excluded[k] for k in ("xero_contact_id", "contact_number", "name_used", "details_hash",
                                                  "updated_at")}))
-        release_waiting_invoices(self.ctx.practice_id, list(values))
+        release_waiting_invoices(self.ctx.practice_id, list(values), self.ctx.connection.id)
 
     # -- invoices -------------------------------------------------------------------------------
     def prepare_invoices(self, rows: list[SyncJob]) -> list[Item]:
         contacts = self._contacts_for(rows)
+        missing = [r.parent_cliniko_id for r in rows if r.parent_cliniko_id and r.parent_cliniko_id not in contacts]
+        if missing:
+            # The patient has no contact in this organisation yet (routed here, or moved): make it first.
+            routing.ensure_contact_rows(self.ctx.practice_id, self.ctx.connection.id, missing)
         items = []
         for row in rows:
             contact = contacts.get(row.parent_cliniko_id)
@@ -327,7 +337,7 @@ class Pusher:
                 why = f": {contact.failure_reason}" if contact is not None and contact.failure_reason else ""
                 self.wait(row, f"Waiting for the patient's contact to be in Xero{why}")
                 continue
-            built = plans.invoice(self.ctx, row.source or {}, contact.xero_id if contact is not None else None)
+            built = plans.invoice_for_row(self.ctx, row, contact.xero_id if contact is not None else None)
             if built.error is not None:
                 self.attempt(row, "error", batch_id="mapping", started=time.monotonic(), call=None, body=None,
                              error=built.error.reason)
@@ -353,7 +363,8 @@ class Pusher:
         if not ids:
             return {}
         found = db.session.scalars(select(SyncJob).where(
-            SyncJob.practice_id == self.ctx.practice_id, SyncJob.kind == "contact", SyncJob.cliniko_id.in_(ids)))
+            SyncJob.practice_id == self.ctx.practice_id, SyncJob.kind == "contact",
+            SyncJob.connection_id == self.ctx.connection.id, SyncJob.cliniko_id.in_(ids)))
         return {r.cliniko_id: r for r in found}
 
     def _adopt_invoices(self, items: list[Item]) -> None:
@@ -503,8 +514,9 @@ class Pusher:
 
     def _invoice_rows(self, rows: list[SyncJob]) -> dict[str, SyncJob]:
         found = db.session.scalars(select(SyncJob).where(
-            SyncJob.practice_id == self.ctx.practice_id, SyncJob.kind == "invoice",
-            SyncJob.cliniko_id.in_([r.cliniko_id for r in rows])))
+            SyncJob.practice_id == self.ctx.practice_id, SyncJob.kind.in_(INVOICE_KINDS),
+            SyncJob.cliniko_id.in_([r.cliniko_id for r in rows])).order_by(SyncJob.kind))
+        # An `invoice` row wins over an `appointment` row with the same id (appointment first, then overwritten).
         return {r.cliniko_id: r for r in found}
 
     def _existing_payment(self, item: Item) -> str | None:
@@ -598,11 +610,15 @@ class Pusher:
     def _run(self, deadline: float) -> PushResult:
         batched = {"contact": (self.prepare_contacts, self.send_contacts),
                    "invoice": (self.prepare_invoices, self.send_invoices),
+                   "appointment": (self.prepare_invoices, self.send_invoices),
                    "payment": (self.prepare_payments, self.send_payments)}
         try:
             progressed = True
             while progressed and time.monotonic() < deadline:
                 progressed = False
+                # Follow-ups made by the last pass (a payment once its invoice is in) get their organisation.
+                if routing.assign(self.ctx.practice_id):
+                    db.session.commit()
                 for kind in ORDER:
                     while time.monotonic() < deadline:
                         if kind in batched:
@@ -648,28 +664,78 @@ def _short(detail, limit: int = 2000):
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-def next_due(practice_id: int) -> datetime | None:
-    """When the practice's next row becomes due (None when nothing waits to be sent)."""
-    return db.session.scalar(select(func.min(SyncJob.next_attempt_at)).where(
-        SyncJob.practice_id == practice_id, SyncJob.status.in_(DUE_STATES)))
+def next_due(practice_id: int, connection_id: int | None = None) -> datetime | None:
+    """When the practice's next row becomes due (None when nothing waits to be sent); with a connection, the
+    next row of that organisation."""
+    query = select(func.min(SyncJob.next_attempt_at)).where(
+        SyncJob.practice_id == practice_id, SyncJob.status.in_(DUE_STATES))
+    if connection_id is not None:
+        query = query.where(SyncJob.connection_id == connection_id)
+    return db.session.scalar(query)
+
+
+def dry_run(practice: Practice) -> bool:
+    """True when the practice is in dry run: rows are recorded and previewed, nothing is sent."""
+    from webapp.sync.settings import PracticeSettings, SettingsError
+
+    try:
+        settings = PracticeSettings.from_dict({"time_zone": practice.time_zone, **(practice.settings or {})})
+    except SettingsError:
+        return (practice.settings or {}).get("dry_run") is True
+    return bool(getattr(settings, "dry_run", (practice.settings or {}).get("dry_run") is True))
 
 
 def push(practice_id: int, worker: str, *, time_budget: float = 30.0,
-         client_factory: Callable | None = None) -> PushResult:
-    """Push one practice's due rows for up to `time_budget` seconds; never sleeps on the budget."""
-    from webapp.practices import xero_budget
-    from webapp.xero.connections import client_for
+         client_factory: Callable | None = None, connection_id: int | None = None) -> PushResult:
+    """Push one practice's due rows for up to `time_budget` seconds; never sleeps on the budget.
 
+    With `connection_id`, only that organisation's rows; else every active organisation of the practice in
+    turn (sharing the time budget), with the results added up."""
     practice = db.session.get(Practice, practice_id)
     if practice is None:
         return PushResult(stopped="practice deleted")
     if not practice.sync_enabled:
         return PushResult(stopped="sync is off for this practice")
-    ctx = load(practice)
-    if ctx.connection is None:
+    if dry_run(practice):
+        return PushResult(stopped="dry run")
+    if routing.assign(practice_id):
+        db.session.commit()
+    if connection_id is not None:
+        connection = db.session.get(XeroConnection, connection_id)
+        if connection is None or connection.practice_id != practice_id or connection.status != "active":
+            return PushResult(stopped="no active Xero connection")
+        targets = [connection]
+    else:
+        targets = [c for c in routing.connections(practice_id) if c.status == "active"]
+    if not targets:
         return PushResult(stopped="no active Xero connection")
-    xero = client_factory(ctx.connection) if client_factory else client_for(ctx.connection, budget=xero_budget())
+    deadline = time.monotonic() + time_budget
+    total = PushResult()
+    for connection in targets:
+        result = _push_organisation(practice, connection, worker, max(deadline - time.monotonic(), 0.5),
+                                    client_factory)
+        _add(total, result)
+    total.next_due_at = next_due(practice_id, connection_id)
+    return total
+
+
+def _push_organisation(practice: Practice, connection: XeroConnection, worker: str, time_budget: float,
+                       client_factory: Callable | None) -> PushResult:
+    from webapp.practices import xero_budget
+    from webapp.xero.connections import client_for
+
+    ctx = load(practice, connection)
+    xero = client_factory(connection) if client_factory else client_for(connection, budget=xero_budget())
     pusher = Pusher(ctx, xero, worker, int(current_app.config["XERO_BATCH_SIZE"]))
-    result = pusher.run(time.monotonic() + time_budget)
-    result.next_due_at = next_due(practice_id)
-    return result
+    return pusher.run(time.monotonic() + time_budget)
+
+
+def _add(total: PushResult, result: PushResult) -> None:
+    for name in ("batches", "synced", "failed", "retrying", "waiting"):
+        setattr(total, name, getattr(total, name) + getattr(result, name))
+    for kind, count in result.by_kind.items():
+        total.by_kind[kind] = total.by_kind.get(kind, 0) + count
+    if result.reschedule_at is not None:
+        total.reschedule_at = min(filter(None, (total.reschedule_at, result.reschedule_at)))
+    if result.stopped:
+        total.stopped = "; ".join(filter(None, (total.stopped, result.stopped)))

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 
 from webapp.extensions import db
-from webapp.models import Backfill, Practice, SyncAttempt, SyncJob, utcnow
+from webapp.models import INVOICE_KINDS, Backfill, Practice, SyncAttempt, SyncJob, utcnow
 from webapp.sync import states
 
 logger = logging.getLogger(__name__)
@@ -41,9 +41,11 @@ def release_stranded_waiting(limit: int = 1000) -> int:
     from sqlalchemy.orm import aliased
 
     dep = aliased(SyncJob)
+    # An invoice waits for its patient's contact in the same organisation.
     invoices = select(SyncJob).join(dep, (dep.practice_id == SyncJob.practice_id) & (dep.kind == "contact")
-                                    & (dep.cliniko_id == SyncJob.parent_cliniko_id)).where(
-        SyncJob.kind == "invoice", SyncJob.status == "waiting", dep.status == "synced")
+                                    & (dep.cliniko_id == SyncJob.parent_cliniko_id)
+                                    & (dep.connection_id == SyncJob.connection_id)).where(
+        SyncJob.kind.in_(INVOICE_KINDS), SyncJob.status == "waiting", dep.status == "synced")
     payments = select(SyncJob).join(dep, (dep.practice_id == SyncJob.practice_id) & (dep.kind == "invoice")
                                     & (dep.cliniko_id == SyncJob.cliniko_id)).where(
         SyncJob.kind == "payment", SyncJob.status == "waiting", dep.status == "synced")
@@ -59,11 +61,13 @@ def release_stranded_waiting(limit: int = 1000) -> int:
 
 
 def practices_with_due_rows() -> list[tuple[int, datetime]]:
-    """(practice id, earliest due time) for enabled practices with rows to send."""
+    """(practice id, earliest due time) for enabled practices with rows to send (not those in dry run,
+    which send nothing)."""
+    dry = Practice.settings.contains({"dry_run": True})
     rows = db.session.execute(
         select(SyncJob.practice_id, func.min(SyncJob.next_attempt_at))
         .join(Practice, Practice.id == SyncJob.practice_id)
-        .where(Practice.sync_enabled.is_(True), SyncJob.status.in_(("pending", "retrying")))
+        .where(Practice.sync_enabled.is_(True), dry.is_(False), SyncJob.status.in_(("pending", "retrying")))
         .group_by(SyncJob.practice_id)
     ).all()
     return [(pid, due) for pid, due in rows]

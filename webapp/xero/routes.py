@@ -20,6 +20,7 @@ from webapp.extensions import db
 from webapp.models import XeroConnection
 from webapp.practices import active_connection
 from webapp.redis_conn import redis_client
+from webapp.sync.routing import reroute_connection
 from webapp.xero.connections import disconnect, refresh_reference_data, save_connection
 from webapp.xero.identity import identity
 
@@ -94,7 +95,12 @@ def callback():
     }
     redis_client().set(f"xero:pending:{pending_id}", crypto.encrypt(json.dumps(payload)), ex=PENDING_TTL)
     session["xero_pending"] = pending_id
-    return render_template("xero/choose.html", practice=practice, tenants=tenants)
+    # "Connect another organisation": those this practice already has are marked, and a new one is preselected.
+    connected = set(db.session.scalars(select(XeroConnection.tenant_id).where(
+        XeroConnection.practice_id == practice.id, XeroConnection.status == "active")))
+    preselected = next((t.tenant_id for t in tenants if t.tenant_id not in connected), tenants[0].tenant_id)
+    return render_template("xero/choose.html", practice=practice, tenants=tenants, connected=connected,
+                           preselected=preselected)
 
 
 @bp.route("/xero/choose", methods=["POST"])
@@ -162,6 +168,11 @@ def disconnect_view(practice_id: int, connection_id: int):
     """Delete the connection at Xero, revoke the token, wipe the tokens."""
     practice, connection = _practice_connection(practice_id, connection_id)
     problems = disconnect(connection, current_user)
+    # Its rows not in Xero yet go where their businesses route now (the default organisation, if any).
+    moved = reroute_connection(connection)
+    if moved.total:
+        record("routing.reroute", user=current_user, object_type="xero_connection", object_id=connection.id,
+               practice_id=practice.id, details={"moved": moved.__dict__})
     if practice.sync_enabled and active_connection(practice) is None:
         practice.sync_enabled = False  # nothing to send to: pause until reconnected
         record("practice.pause", user=current_user, object_type="practice", object_id=practice.id,
