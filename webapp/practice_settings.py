@@ -29,17 +29,24 @@ logger = logging.getLogger(__name__)
 # The settings the Settings screen manages, grouped as on the screen (SPEC §8 item 2). The default
 # accounts (sales/payment/rounding/tax-exempt) are chosen on the practice page and kept as they are.
 GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Workflow", ("invoice_source", "appointment_completion", "only_appointment_types", "claim_appointment_types",
+                  "only_businesses", "dry_run")),
     ("Invoices", ("invoice_status", "invoice_number_prefix", "reference_template", "line_description_template",
                   "line_amount_types", "due_days")),
-    ("Contacts", ("contact_number_prefix", "contact_details")),
+    ("Contacts", ("contact_timing", "contact_number_prefix", "contact_details")),
     ("Filters", ("sync_from", "exclude_billable_items", "exclude_products", "exclude_businesses",
                  "exclude_practitioners", "skip_zero_total", "only_paid")),
     ("Policies", ("closed_policy", "rounding_tolerance", "time_zone")),
 )
 MANAGED: tuple[str, ...] = tuple(name for _, names in GROUPS for name in names)
-FILTER_KEYS = frozenset(GROUPS[2][1])
+# Settings whose change can skip or un-skip rows not yet in Xero (re-checked in the background).
+FILTER_KEYS = frozenset(dict(GROUPS)["Filters"]) | {"only_appointment_types", "claim_appointment_types",
+                                                     "only_businesses"}
+# Settings holding Cliniko ids picked from the practice's Cliniko catalogue, and the catalogue kind of each.
 EXCLUDE_KINDS = {"exclude_billable_items": "billable_item", "exclude_products": "product",
-                 "exclude_businesses": "business", "exclude_practitioners": "practitioner"}
+                 "exclude_businesses": "business", "exclude_practitioners": "practitioner",
+                 "only_appointment_types": "appointment_type", "claim_appointment_types": "appointment_type",
+                 "only_businesses": "business"}
 FIXABLE = ("mapping", "totals")
 
 
@@ -127,6 +134,10 @@ def save_settings(practice: Practice, user: User | None, values: dict[str, Any])
     result.requeued = requeue_fixable(practice.id, user)
     if FILTER_KEYS & changed.keys():
         result.refilter_queued = enqueue_refilter(practice.id, user)
+    if "dry_run" in changed and not parsed.dry_run and practice.sync_enabled:
+        from jobs.sync import enqueue_push
+
+        enqueue_push(practice.id)  # out of dry run: send what was discovered meanwhile
     return result
 
 
@@ -165,7 +176,7 @@ def reevaluate_filters(practice_id: int, user_id: int = 0, batch: int = 500) -> 
     last_id = 0
     while True:
         rows = db.session.scalars(
-            select(SyncJob).where(SyncJob.practice_id == practice_id, SyncJob.kind == "invoice",
+            select(SyncJob).where(SyncJob.practice_id == practice_id, SyncJob.kind.in_(("invoice", "appointment")),
                                   SyncJob.xero_id.is_(None), SyncJob.id > last_id,
                                   SyncJob.status.in_(("skipped", *changes.UNSETTLED)))
             .order_by(SyncJob.id).limit(batch).with_for_update(skip_locked=True)
@@ -175,10 +186,13 @@ def reevaluate_filters(practice_id: int, user_id: int = 0, batch: int = 500) -> 
         for row in rows:
             last_id = row.id
             invoice = from_json((row.source or {}).get("invoice")) or {}
-            if not invoice or changes._deleted_reason(ctx, invoice):
+            if row.kind == "appointment":
+                if (row.source or {}).get("skip"):
+                    continue  # cancelled, no-show, deleted, not completed: not a setting's doing
+            elif not invoice or changes._deleted_reason(ctx, invoice):
                 continue  # deleted, archived or voided-when-closed: not a filter's doing
             counts["checked"] += 1
-            built = plans.invoice(ctx, row.source or {})
+            built = plans.invoice_for_row(ctx, row)
             if built.skip:
                 if row.status == "skipped":
                     row.status_reason = built.skip
@@ -187,7 +201,8 @@ def reevaluate_filters(practice_id: int, user_id: int = 0, batch: int = 500) -> 
                     counts["skipped"] += 1
             elif row.status == "skipped":
                 states.requeue(row)
-                changes.apply_followups(ctx, row)
+                if row.kind == "invoice":
+                    changes.apply_followups(ctx, row)
                 counts["requeued"] += 1
         db.session.commit()
     if counts["requeued"] or counts["skipped"]:

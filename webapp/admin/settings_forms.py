@@ -22,6 +22,17 @@ class _Select(SelectField):
 class SettingsForm(FlaskForm):
     """Every setting of PracticeSettings except the default accounts (chosen on the practice page)."""
 
+    invoice_source = _Select("Xero invoices come from", choices=[
+        ("invoices", "Cliniko invoices"), ("appointments", "Completed appointments")])
+    appointment_completion = _Select("An appointment is complete when", choices=[
+        ("arrived", "the patient is marked arrived"),
+        ("ended", "it has ended (not cancelled, not marked did-not-arrive)")])
+    only_appointment_types = SelectMultipleField("Invoice only these appointment types")
+    claim_appointment_types = SelectMultipleField("Appointment types billed as claims (never invoiced)")
+    only_businesses = SelectMultipleField("Invoice only appointments at these businesses")
+    dry_run = BooleanField("Dry run: build and show what would be sent, send nothing")
+    contact_timing = _Select("Create the Xero contact", choices=[
+        ("first_invoice", "with the patient's first invoice"), ("first_booking", "at the patient's first booking")])
     invoice_status = _Select("Invoice status", choices=[("AUTHORISED", "Approved (AUTHORISED)"),
                                                         ("DRAFT", "Draft (DRAFT)")])
     invoice_number_prefix = StringField("Invoice number prefix")

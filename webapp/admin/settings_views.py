@@ -39,6 +39,19 @@ from webapp.practice_settings import (
 from webapp.sync.settings import PracticeSettings, SettingsError
 
 HELP = {
+    "invoice_source": "Cliniko invoices: every Cliniko invoice becomes a Xero invoice. Completed appointments: "
+                      "every completed appointment becomes a Xero invoice priced from its appointment type "
+                      "(concession prices included), and Cliniko invoices are not read. Switching never "
+                      "invoices a visit twice.",
+    "appointment_completion": "Appointment mode only: which appointments count as done.",
+    "only_appointment_types": "Appointment mode only. None chosen: every type is invoiced.",
+    "claim_appointment_types": "Appointment mode only: insurer-billed types; their appointments are skipped "
+                               "with that reason.",
+    "only_businesses": "Appointment mode only. None chosen: every business.",
+    "dry_run": "Rows are discovered and their payloads shown on each row's page, but nothing is sent to Xero. "
+               "Turn it off to send them.",
+    "contact_timing": "At first booking, a patient's contact is in Xero before anything is invoiced "
+                      "(with only the details chosen below).",
     "invoice_status": "AUTHORISED invoices are approved in Xero and can take payments; DRAFT ones wait for "
                       "someone to approve them (payments wait too).",
     "invoice_number_prefix": "Put before the Cliniko invoice number to make Xero's InvoiceNumber, e.g. CLK-.",
