@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import literal_column, select
 
 from webapp.clients.cliniko import ClinikoClient
 from webapp.extensions import db
@@ -84,7 +84,8 @@ def _invoiced_in_cliniko(practice_id: int, appointment_ids: list[str]) -> dict[s
     """{appointment id: the invoice row already in Xero for that appointment's Cliniko invoice}."""
     if not appointment_ids:
         return {}
-    appointment_of = SyncJob.source["invoice"]["appointment_id"].astext
+    # Spelled as in the index ix_sync_jobs_invoice_appointment, so the planner uses it.
+    appointment_of = literal_column("((sync_jobs.source -> 'invoice') ->> 'appointment_id')")
     rows = db.session.execute(select(appointment_of, SyncJob).where(
         SyncJob.practice_id == practice_id, SyncJob.kind == "invoice", SyncJob.xero_id.is_not(None),
         appointment_of.in_(appointment_ids)))
