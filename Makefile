@@ -32,6 +32,8 @@ bench: $(STAMP)
 	@$(BIN)/python bench/backfill.py --invoices 10000 --patients 3000 --window $${BENCH_WINDOW:-10} || true
 	@$(BIN)/python bench/cliniko_reads.py --invoices 10000 --patients 3000 || true
 	@$(BIN)/python bench/engine.py --invoices 10000 --patients 3000 --workers 1,2 --profile || true
+	@$(BIN)/python bench/tenants.py --practices 200 --invoices 200 --workers 4 || true
+	@$(BIN)/python bench/latency.py --poll-interval 5 --count 40 || true
 
 ## make chaos: SPEC §12 reliability at full size (2,000-invoice backfill, kills, faults, Redis flush,
 ## Postgres restart, token race).

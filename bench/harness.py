@@ -2,8 +2,9 @@
 OAuth connect over HTTP, CLI calls, worker processes, progress polling, and stopping it all.
 
 Nothing here imports the application: it runs `flask --app wsgi …`, `python -m jobs.worker` and the
-sandboxes as subprocesses and talks HTTP to them. Postgres is read (and, for the few settings that
-have no CLI yet, written) through psycopg.
+sandboxes as subprocesses and talks HTTP to them (`Stack.flask_batch` runs many CLI commands in one
+child process, `python bench/harness.py cli-batch`, which imports the app there). Postgres is read
+(and, for the few settings that have no CLI yet, written) through psycopg.
 """
 
 from __future__ import annotations
@@ -178,10 +179,10 @@ class Stack:
             return cur.fetchall() if fetch and cur.description else None
 
     # --- sandboxes and web -----------------------------------------------------------------------
-    def start_xero(self, *, window: float, limits: dict | None = None) -> str:
+    def start_xero(self, *, window: float, limits: dict | None = None, auto_consent: bool = True) -> str:
         port = free_port()
         self.spawn("sandbox-xero", [PYTHON, "-m", "sandbox.xero", "--port", str(port), "--window-seconds",
-                                    str(window), "--auto-consent"])
+                                    str(window), *(["--auto-consent"] if auto_consent else [])])
         self.xero_url = f"http://127.0.0.1:{port}"
         wait_http(f"{self.xero_url}/_sandbox/state?summary=1")
         if limits:
@@ -246,6 +247,88 @@ class Stack:
             assert r.status_code in (302, 303), f"callback failed: {r.status_code} {r.text[:300]}"
         finally:
             self.stop(web)
+
+    def connect_xero_many(self, items: list[tuple[int, str, str, str]], threads: int = 4) -> float:
+        """Connect many practices through the web app's OAuth flow with sandbox Xero's login + consent pages.
+
+        `items`: (practice_id, Xero user email, password, tenant_id). The sandbox must run without
+        auto-consent. One web app, `threads` logged-in sessions working in parallel. Returns seconds taken.
+        """
+        from concurrent.futures import ThreadPoolExecutor
+        from urllib.parse import parse_qs
+
+        port = free_port()
+        self.env["XERO_REDIRECT_URI"] = f"http://127.0.0.1:{port}/xero/callback"
+        with suppress(RuntimeError):
+            self.flask("users", "create", ADMIN_EMAIL, "--role", "admin", "--password", ADMIN_PASSWORD)
+        web = self.spawn("web", [*FLASK, "run", "--host", "127.0.0.1", "--port", str(port), "--with-threads"])
+        base = f"http://127.0.0.1:{port}"
+        t0 = time.monotonic()
+
+        def login() -> requests.Session:
+            http = requests.Session()
+            page = http.get(f"{base}/login", timeout=30)
+            token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page.text) or re.search(
+                r'value="([^"]+)"[^>]*name="csrf_token"', page.text)
+            assert token, "no csrf_token on /login"
+            r = http.post(f"{base}/login", data={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD,
+                                                 "csrf_token": token.group(1)}, timeout=30, allow_redirects=False)
+            assert r.status_code in (302, 303), f"login failed: {r.status_code}"
+            return http
+
+        def connect_one(http: requests.Session, item: tuple[int, str, str, str]) -> None:
+            practice_id, email, password, tenant_id = item
+            r = http.get(f"{base}/practices/{practice_id}/xero/connect", timeout=30, allow_redirects=False)
+            assert r.status_code in (302, 303), f"connect did not redirect: {r.status_code} {r.text[:300]}"
+            authorize = r.headers["Location"]
+            oauth = {k: v[0] for k, v in parse_qs(urlsplit(authorize).query).items()}
+            xero = requests.Session()  # the browser at Xero: login page, then consent page
+            action = authorize.split("?", 1)[0]
+            assert xero.get(authorize, timeout=30).status_code == 200, "no Xero login page"
+            page = xero.post(action, data={**oauth, "step": "login", "email": email, "password": password},
+                             timeout=30)
+            ticket = re.search(r'name="login_ticket" value="([^"]+)"', page.text)
+            assert ticket and tenant_id in page.text, f"no consent page for {email}: {page.text[:300]}"
+            r = xero.post(action, data={**oauth, "step": "consent", "login_ticket": ticket.group(1),
+                                        "tenant_id": tenant_id, "decision": "allow"},
+                          timeout=30, allow_redirects=False)
+            assert r.status_code in (302, 303), f"consent did not redirect: {r.status_code}"
+            r = http.get(r.headers["Location"], timeout=60, allow_redirects=False)
+            assert r.status_code in (302, 303), f"callback failed: {r.status_code} {r.text[:300]}"
+
+        def worker(chunk: list) -> None:
+            http = login()
+            for item in chunk:
+                connect_one(http, item)
+
+        try:
+            wait_http(f"{base}/healthz")
+            chunks = [items[i::threads] for i in range(threads)]
+            with ThreadPoolExecutor(threads) as pool:
+                for future in [pool.submit(worker, c) for c in chunks if c]:
+                    future.result()
+        finally:
+            self.stop(web)
+        missing = self.sql("SELECT count(*) FROM practices p WHERE NOT EXISTS (SELECT 1 FROM xero_connections c "
+                           "WHERE c.practice_id = p.id AND c.status = 'active') AND p.id = ANY(%s)",
+                           ([i[0] for i in items],))[0][0]
+        if missing:
+            raise RuntimeError(f"{missing} practices have no active Xero connection after the connect")
+        return time.monotonic() - t0
+
+    def flask_batch(self, commands: list[list[str]], timeout: float = 1800) -> list[dict]:
+        """Run many `flask --app wsgi …` commands in ONE child process (the same click commands through
+        Flask's CLI runner), so 200 practices do not pay 200 × the app's start-up. Returns
+        [{"args", "exit_code", "output"}]; raises on the first failure."""
+        result = subprocess.run([PYTHON, str(Path(__file__).resolve()), "cli-batch"], cwd=ROOT, env=self.env,
+                                input=json.dumps(commands), capture_output=True, text=True, timeout=timeout)
+        if result.returncode != 0:
+            raise RuntimeError(f"cli-batch failed ({result.returncode}): {result.stderr.strip()[-3000:]}")
+        return json.loads(result.stdout)
+
+    def start_clock(self, env: dict | None = None) -> subprocess.Popen:
+        """The clock process (`python -m jobs.clock`): polls, reaper, alerts… at the env's intervals."""
+        return self.spawn("clock", [PYTHON, "-m", "jobs.clock"], env={**self.env, **(env or {})})
 
     # --- practice setup by CLI (plus SQL where no CLI exists yet) ---------------------------------
     def create_practice(self, slug: str, *, connect: bool = True, settings: dict | None = None) -> int:
@@ -389,3 +472,25 @@ def audit(org: dict, cliniko_invoices: list[dict]) -> dict:
 
 def emit(result: dict) -> None:
     print(json.dumps(result, indent=2, sort_keys=False, default=str))
+
+
+def _cli_batch() -> int:
+    """Child side of Stack.flask_batch: JSON list of argv lists on stdin, JSON results on stdout."""
+    sys.path.insert(0, str(ROOT))
+    from wsgi import app  # noqa: PLC0415 (only in the child process)
+
+    runner = app.test_cli_runner()
+    out = []
+    for args in json.loads(sys.stdin.read()):
+        res = runner.invoke(args=args)
+        out.append({"args": args, "exit_code": res.exit_code, "output": res.output})
+        if res.exit_code != 0:
+            detail = res.output + (repr(res.exception) if res.exception else "")
+            print(f"flask {' '.join(args)} failed ({res.exit_code}): {detail[-2000:]}", file=sys.stderr)
+            return 1
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["cli-batch"]:
+    sys.exit(_cli_batch())

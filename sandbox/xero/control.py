@@ -2,15 +2,18 @@
 
 import datetime as dt
 import logging
+import uuid
 
 from flask import Blueprint, request
 
+from sandbox.xero import fixtures
 from sandbox.xero.accounting import contacts, documents, payments
 from sandbox.xero.accounting.context import Ctx
 from sandbox.xero.dates import parse_date
 from sandbox.xero.money import dec
 from sandbox.xero.responses import json_response
 from sandbox.xero.service import current_sandbox
+from sandbox.xero.state import Org
 
 logger = logging.getLogger(__name__)
 
@@ -295,3 +298,65 @@ def save():
         return _bad("no data file configured")
     sb.store.save_file()
     return json_response({"ok": True, "data_file": sb.settings.data_file})
+
+
+@bp.post("/organisations")
+def add_organisation():
+    """Add an organisation (fixture chart of accounts, tax rates, tracking) and give it to a user.
+
+    Body: {"name": "…", "tenant_id"?: uuid, "short_code"?: "…", "tier"?: "standard"|"starter",
+    "user"?: {"email": "…", "password": "…", "name"?: "…"}}. The user is created when unknown (a
+    password is then required); without "user" the organisation goes to the default (demo) user.
+    """
+    sb = current_sandbox()
+    body = _json()
+    name = str(body.get("name") or "").strip()
+    if not name:
+        return _bad("name is required")
+    try:
+        tenant_id = str(uuid.UUID(str(body["tenant_id"]))) if body.get("tenant_id") else str(uuid.uuid4())
+    except ValueError:
+        return _bad("tenant_id must be a UUID")
+    user_body = body.get("user") or {}
+    if not isinstance(user_body, dict):
+        return _bad("user must be an object")
+    email = str(user_body.get("email") or "").strip()
+    with sb.store.lock:
+        if sb.store.org(tenant_id) is not None:
+            return _bad(f"tenant {tenant_id} already exists")
+        users = sb.store.identity["users"]
+        if email:
+            user_id = next((uid for uid, u in users.items() if u["email"].lower() == email.lower()), None)
+            if user_id is None:
+                if not user_body.get("password"):
+                    return _bad("password is required for a new user")
+                user_id = fixtures._id("user", email.lower())
+                users[user_id] = {"email": email, "password": str(user_body["password"]),
+                                  "name": str(user_body.get("name") or "Sandbox User"), "tenant_ids": []}
+        else:
+            user_id = sb.identity.default_user()
+        data = fixtures.organisation(tenant_id, name, str(body.get("short_code") or "!" + name[:5]),
+                                     sb.clock.now_ms())
+        if str(body.get("tier") or "").lower() == "starter":
+            data["tier"] = "starter"
+        sb.store.orgs[tenant_id] = Org(data)
+        users[user_id]["tenant_ids"].append(tenant_id)
+        sb.store.mark_dirty()
+        email = users[user_id]["email"]
+    return json_response({"tenant_id": tenant_id, "name": name, "user_id": user_id, "email": email}, 201)
+
+
+@bp.get("/app-calls")
+def app_calls():
+    """The app-wide (per client app) call count of the current window: {client_id: {window, count, ...}}."""
+    sb = current_sandbox()
+    now = sb.clock.now()
+    length = sb.settings.window_seconds
+    out = {}
+    with sb.limiter.lock:
+        for client_id, (index, count) in sb.limiter.apps.items():
+            current, ends = sb.limiter._window("app:" + client_id, length, now)
+            out[client_id] = {"window": index, "count": count if index == current else 0,
+                              "last_count": count, "current_window": current, "window_ends": ends}
+    return json_response({"now": now, "window_seconds": length, "app_minute_limit": sb.settings.app_minute_limit,
+                          "apps": out})
