@@ -9,6 +9,9 @@ dashboard render in ≤ 300 ms server time (p95).
    the rows), `--rows` sync_jobs rows over 5 kinds, 8 states, 6 error categories, ~2,500 distinct
    patient names, invoice numbers, issue dates and `updated_at` spread over 6 months, and attempts
    (`sync_attempts`) for every failed/retrying row plus one synced row in ten; then VACUUM ANALYZE.
+   The dashboard's activity roll-up (`sync_activity`) is filled as in production: by the triggers of
+   migration 0005, which fire on these INSERT/UPDATE statements; the JSON reports whether it equals a
+   direct count over the base tables (`seed.rollup_matches_base_tables`).
 3. Measures SERVER time in-process: the Flask app built with `webapp.create_app()` on this database,
    a signed-in admin (all practices) test client, `time.perf_counter()` around `client.get(...)` plus
    reading the whole body (for the CSV export: up to the first streamed chunk, i.e. the header and
@@ -174,6 +177,7 @@ def seed(stack: Stack, rows: int) -> dict:
         """,
         "VACUUM ANALYZE sync_jobs",
         "VACUUM ANALYZE sync_attempts",
+        "VACUUM ANALYZE sync_activity",
     ]
     import psycopg
 
@@ -183,8 +187,29 @@ def seed(stack: Stack, rows: int) -> dict:
     counts = dict(stack.sql("SELECT status, count(*) FROM sync_jobs GROUP BY 1 ORDER BY 1"))
     attempts = stack.sql("SELECT count(*) FROM sync_attempts")[0][0]
     size = stack.sql("SELECT pg_size_pretty(pg_total_relation_size('sync_jobs'))")[0][0]
+    rollup_rows = stack.sql("SELECT count(*) FROM sync_activity")[0][0]
     return {"rows": sum(counts.values()), "by_state": counts, "attempts": attempts, "sync_jobs_size": size,
-            "seconds": round(time.monotonic() - t0, 1)}
+            "seconds": round(time.monotonic() - t0, 1), "rollup_rows": rollup_rows,
+            "rollup_matches_base_tables": rollup_matches(stack)}
+
+
+def rollup_matches(stack: Stack) -> bool:
+    """The trigger-kept roll-up equals the same grouping done directly over sync_jobs / sync_attempts."""
+    slot = "date_bin(interval '15 minutes', {}, timestamptz '2000-01-01 00:00+00')"
+    differing = stack.sql(f"""
+        SELECT count(*) FROM (SELECT practice_id, slot, synced, failed FROM sync_activity
+                              WHERE synced <> 0 OR failed <> 0) r
+        FULL JOIN (
+            SELECT practice_id, slot, sum(synced) AS synced, sum(failed) AS failed FROM (
+                SELECT practice_id, {slot.format('synced_at')} AS slot, 1 AS synced, 0 AS failed
+                FROM sync_jobs WHERE status = 'synced' AND synced_at IS NOT NULL
+                UNION ALL
+                SELECT practice_id, {slot.format('started_at')}, 0, 1 FROM sync_attempts
+                WHERE outcome IN ('error', 'ambiguous') AND practice_id IS NOT NULL) c
+            GROUP BY 1, 2) d USING (practice_id, slot)
+        WHERE r.synced IS DISTINCT FROM d.synced OR r.failed IS DISTINCT FROM d.failed
+        """)[0][0]  # noqa: S608 (constants only)
+    return differing == 0
 
 
 def make_app(stack: Stack):

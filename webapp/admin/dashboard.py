@@ -4,10 +4,23 @@ calls against the daily budget, and synced/failed charts per hour (48 h) and per
 
 Queries are a fixed number whatever the number of practices or rows (no N+1): one for the practices,
 one bounded count per practice and state in a single UNION (index `ix_sync_jobs_due`), one for the Xero
-connections, two for "synced" buckets (rows now `synced`, filtered on `updated_at` so that
-`ix_sync_jobs_practice_list` bounds the scan: `synced_at <= updated_at` always holds), two for "failed"
-buckets (`sync_attempts` by `started_at`, index `ix_sync_attempts_started_at`, joined to the job by
-its primary key), and one Redis pipeline per Xero tenant for the budget.
+connections, ONE for both charts of every practice (the roll-up `sync_activity`), and one Redis pipeline
+per Xero tenant for the budget.
+
+The charts read the activity roll-up (`webapp.models.activity`: synced rows and failed attempts per
+practice per 15-minute UTC slot, kept by triggers of migration 0005_activity_rollup in the same
+transaction as every change) instead of grouping `sync_jobs` and `sync_attempts` (~130,000 rows for
+30 days at a million rows). Each bar is the range [bucket start, next bucket start) of slots, the bounds
+computed here with zoneinfo, summed in SQL by one primary-key range scan per bar (78 per practice).
+
+Meaning, unchanged: "synced" = rows now in state `synced` whose `synced_at` falls in the bar (a re-synced
+row counts once, at its latest sync; a synced row that is re-queued leaves the chart), "failed" = attempts
+with outcome `error` or `ambiguous` started in the bar (attempts without a practice are not counted).
+Differences: (1) at daylight-saving changes within the 48 hours, the repeated local hour's bar now shows
+both occurrences (the old fold dropped the second) and the skipped hour's bar is empty instead of
+repeating the next hour's counts; (2) rows written with triggers disabled (`session_replication_role =
+replica`, a data-only restore with `--disable-triggers`) are not counted until the roll-up is rebuilt
+(the migration's BACKFILL statement, after emptying `sync_activity`).
 """
 
 from __future__ import annotations
@@ -25,10 +38,9 @@ from sqlalchemy import func, literal, select, text, union_all
 from webapp.admin.access import SecuredView
 from webapp.admin.charts import Point, bar_chart
 from webapp.extensions import db
-from webapp.models import JOB_STATUSES, Practice, SyncAttempt, SyncJob, XeroConnection, utcnow
+from webapp.models import JOB_STATUSES, Practice, SyncJob, XeroConnection, utcnow
 
 BACKLOG_STATES = ("pending", "retrying", "waiting")
-FAILED_OUTCOMES = ("error", "ambiguous")
 HOURS, DAYS = 48, 30
 
 
@@ -93,67 +105,62 @@ def day_buckets(tz: ZoneInfo, now: datetime, days: int = DAYS) -> list[datetime]
             for i in range(days - 1, -1, -1)]
 
 
-SLOT = timedelta(minutes=15)  # every time zone's offset is a multiple of 15 minutes
+def _ranges(buckets: list[datetime], end: datetime) -> list[tuple[datetime, datetime]]:
+    """[(start, end)] of consecutive buckets, the last one ending at `end`."""
+    return list(zip(buckets, [*buckets[1:], end], strict=True))
 
 
-def _grouped(unit: str, since: datetime, practice_ids: list[int], zones: dict[int, ZoneInfo]) -> tuple[dict, dict]:
-    """({(practice_id, bucket): synced}, {(practice_id, bucket): failed attempts}).
-
-    Synced rows are counted in 15-minute UTC slots (index `ix_sync_jobs_synced`, no time-zone work in
-    SQL) and the slots folded into each practice's local hours or days here, which is exact."""
-    slot = func.date_bin(text("interval '15 minutes'"), SyncJob.synced_at, text("timestamptz '2000-01-01 00:00+00'"))
-    synced_slots = db.session.execute(
-        select(SyncJob.practice_id, slot, func.count())
-        .where(SyncJob.practice_id.in_(practice_ids), SyncJob.status == "synced", SyncJob.synced_at >= since)
-        .group_by(SyncJob.practice_id, slot)
-    )
-    synced: dict = {}
-    for pid, start, n in synced_slots:
-        bucket = _local_bucket(start, zones[pid], unit)
-        synced[(pid, bucket)] = synced.get((pid, bucket), 0) + n
-    failed_slot = func.date_bin(text("interval '15 minutes'"), SyncAttempt.started_at,
-                                text("timestamptz '2000-01-01 00:00+00'"))
-    failed_slots = db.session.execute(
-        select(SyncAttempt.practice_id, failed_slot, func.count())
-        .where(SyncAttempt.practice_id.in_(practice_ids), SyncAttempt.started_at >= since,
-               SyncAttempt.outcome.in_(FAILED_OUTCOMES))
-        .group_by(SyncAttempt.practice_id, failed_slot)
-    )
-    failed: dict = {}
-    for pid, start, n in failed_slots:
-        bucket = _local_bucket(start, zones[pid], unit)
-        failed[(pid, bucket)] = failed.get((pid, bucket), 0) + n
-    return synced, failed
+# Each chart bar is a range of 15-minute UTC slots of the roll-up: every time zone's offset is a multiple of
+# 15 minutes, so a local hour or day is exactly a whole number of slots. The bucket bounds are computed
+# here (zoneinfo); SQL only sums the slots inside each range, one primary-key range scan per bucket (LATERAL:
+# a join would hash on practice_id and compare every slot with every bucket).
+BUCKET_SUMS = text("""
+    SELECT b.practice_id, b.chart, b.i, s.synced, s.failed
+    FROM unnest(CAST(:practice_ids AS integer[]), CAST(:charts AS text[]), CAST(:indexes AS integer[]),
+                CAST(:starts AS timestamptz[]), CAST(:ends AS timestamptz[])) AS b(practice_id, chart, i, lo, hi)
+    CROSS JOIN LATERAL (
+        SELECT coalesce(sum(a.synced), 0)::int AS synced, coalesce(sum(a.failed), 0)::int AS failed
+        FROM sync_activity a WHERE a.practice_id = b.practice_id AND a.slot >= b.lo AND a.slot < b.hi
+    ) s
+""")
 
 
-def _local_bucket(moment: datetime, zone: ZoneInfo, unit: str) -> datetime:
-    """The start (as UTC) of the local hour or day that contains `moment`."""
-    local = moment.astimezone(zone)
-    start = local.replace(minute=0, second=0, microsecond=0)
-    if unit == "day":
-        start = datetime.combine(local.date(), time(), zone)
-    return start.astimezone(UTC)
+def _grouped(ranges: dict[tuple[int, str], list[tuple[datetime, datetime]]]) -> dict[tuple[int, str, int], tuple]:
+    """{(practice_id, chart, bucket index): (synced, failed)} for every bucket range, in one query on the
+    roll-up `sync_activity` (primary key (practice_id, slot))."""
+    flat = [(pid, chart, i, lo, hi) for (pid, chart), spans in ranges.items() for i, (lo, hi) in enumerate(spans)]
+    if not flat:
+        return {}
+    practice_ids, charts, indexes, starts, ends = (list(column) for column in zip(*flat, strict=True))
+    rows = db.session.execute(BUCKET_SUMS, {"practice_ids": practice_ids, "charts": charts, "indexes": indexes,
+                                            "starts": starts, "ends": ends})
+    return {(pid, chart, i): (synced, failed) for pid, chart, i, synced, failed in rows}
 
 
 def chart_series(practices: list[Practice], now: datetime | None = None) -> dict[int, dict[str, list[Point]]]:
-    """{practice_id: {"hours": [Point×48], "days": [Point×30]}} in four grouped queries."""
+    """{practice_id: {"hours": [Point×48], "days": [Point×30]}} from one query on the roll-up."""
     now = now or utcnow()
     out: dict[int, dict[str, list[Point]]] = {}
     if not practices:
         return out
-    ids = [p.id for p in practices]
-    # A day and a half of slack covers any zone's "start of the oldest bucket".
-    zones = {p.id: _zone(p) for p in practices}
-    hourly = _grouped("hour", now - timedelta(hours=HOURS + 1), ids, zones)
-    daily = _grouped("day", now - timedelta(days=DAYS, hours=14), ids, zones)
+    buckets: dict[tuple[int, str], list[datetime]] = {}
+    ranges: dict[tuple[int, str], list[tuple[datetime, datetime]]] = {}
     for p in practices:
         tz = _zone(p)
-        hours = [Point(label=b.astimezone(tz).strftime("%H"), title=b.astimezone(tz).strftime("%a %d %b %H:00"),
-                       synced=hourly[0].get((p.id, b), 0), failed=hourly[1].get((p.id, b), 0))
-                 for b in hour_buckets(tz, now)]
-        days = [Point(label=b.astimezone(tz).strftime("%d"), title=b.astimezone(tz).strftime("%a %d %b %Y"),
-                      synced=daily[0].get((p.id, b), 0), failed=daily[1].get((p.id, b), 0))
-                for b in day_buckets(tz, now)]
+        hours, days = hour_buckets(tz, now), day_buckets(tz, now)
+        tomorrow = datetime.combine(now.astimezone(tz).date() + timedelta(days=1), time(), tz).astimezone(UTC)
+        buckets[(p.id, "hours")], buckets[(p.id, "days")] = hours, days
+        ranges[(p.id, "hours")] = _ranges(hours, hours[-1] + timedelta(hours=1))
+        ranges[(p.id, "days")] = _ranges(days, tomorrow)
+    counts = _grouped(ranges)
+    for p in practices:
+        tz = _zone(p)
+        hours = [Point(b.astimezone(tz).strftime("%H"), b.astimezone(tz).strftime("%a %d %b %H:00"),
+                       *counts.get((p.id, "hours", i), (0, 0)))
+                 for i, b in enumerate(buckets[(p.id, "hours")])]
+        days = [Point(b.astimezone(tz).strftime("%d"), b.astimezone(tz).strftime("%a %d %b %Y"),
+                      *counts.get((p.id, "days", i), (0, 0)))
+                for i, b in enumerate(buckets[(p.id, "days")])]
         out[p.id] = {"hours": hours, "days": days}
     return out
 
