@@ -15,6 +15,20 @@ from webapp.models import Practice, utcnow
 logger = logging.getLogger(__name__)
 
 PUSH_TIME_BUDGET = float(os.environ.get("PUSH_TIME_BUDGET_SECONDS", "30"))
+# A push's turn while other jobs wait for a worker: about one batch, then the practice goes to the back of
+# the queue, so practices sharing a few workers take turns instead of being served first come, first served.
+PUSH_TURN = float(os.environ.get("PUSH_TURN_SECONDS", "0.3"))
+
+
+def push_budget() -> float:
+    """The full time budget when nothing else waits for a worker, else one short turn (tenant fairness)."""
+    from jobs.queues import queue
+
+    try:
+        waiting = sum(queue(name).count for name in ("live", "backfill"))
+    except Exception:  # Redis unreachable: the job itself is about to find out; keep the full budget
+        return PUSH_TIME_BUDGET
+    return min(PUSH_TURN, PUSH_TIME_BUDGET) if waiting else PUSH_TIME_BUDGET
 
 
 def enqueue_push(practice_id: int, at=None, queue_name: str = "live", connection_id: int | None = None):
@@ -48,7 +62,7 @@ def push_practice(practice_id: int, connection_id: int | None = None) -> dict:
                 enqueue_push(practice_id, queue_name=queue_name, connection_id=cid)
             return {"organisations": len(active)}
     worker = (job.worker_name if job and job.worker_name else None) or f"pid-{os.getpid()}"
-    result = push(practice_id, worker, time_budget=PUSH_TIME_BUDGET, connection_id=connection_id)
+    result = push(practice_id, worker, time_budget=push_budget(), connection_id=connection_id)
     if result.reschedule_at is not None:
         enqueue_push(practice_id, at=result.reschedule_at, queue_name=queue_name, connection_id=connection_id)
     elif result.next_due_at is not None:

@@ -127,8 +127,10 @@ def practices_map(slug, kind, name, account_code, tax_type, payment_account_code
         found = db.session.scalar(query)
     if found is None:
         raise click.ClickException(f"Cliniko has no {kind.replace('_', ' ')} named {name!r}.")
+    # The practice-wide mapping (organisations' own overrides are set on the Mappings screen).
     mapping = db.session.scalar(select(Mapping).where(
-        Mapping.practice_id == practice.id, Mapping.kind == kind, Mapping.cliniko_id == found.cliniko_id))
+        Mapping.practice_id == practice.id, Mapping.kind == kind, Mapping.cliniko_id == found.cliniko_id,
+        Mapping.connection_id.is_(None)))
     if mapping is None:
         mapping = Mapping(practice_id=practice.id, kind=kind, cliniko_id=found.cliniko_id)
         db.session.add(mapping)

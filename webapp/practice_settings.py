@@ -301,14 +301,22 @@ def catalogue(practice_id: int, kind: str) -> list[ClinikoRecord]:
         .order_by(ClinikoRecord.archived, ClinikoRecord.name, ClinikoRecord.id)).all()
 
 
-def mappings_of(practice_id: int, kind: str) -> dict[str, Mapping]:
-    """{cliniko_id: Mapping} of one kind."""
+def mappings_of(practice_id: int, kind: str, connection_id: int | None = None) -> dict[str, Mapping]:
+    """{cliniko_id: Mapping} of one kind: the practice-wide rows (connection_id None), or one organisation's
+    own rows (its overrides of the practice-wide ones)."""
     return {m.cliniko_id: m for m in db.session.scalars(select(Mapping).where(
-        Mapping.practice_id == practice_id, Mapping.kind == kind))}
+        Mapping.practice_id == practice_id, Mapping.kind == kind,
+        Mapping.connection_id.is_not_distinct_from(connection_id)))}
 
 
-def default_text(kind: str, name: str, settings: PracticeSettings, picks: Pickers) -> str:
-    """What an unmapped row gets, in words ("default: 200 · Sales")."""
+def default_text(kind: str, name: str, settings: PracticeSettings, picks: Pickers,
+                 inherited: str | None = None) -> str:
+    """What an unmapped row gets, in words ("default: 200 · Sales"); for an organisation's own mapping left
+    blank with a practice-wide one set (`inherited`), that one ("practice-wide: 200 · Sales")."""
+    if inherited:
+        label = picks.label(name, inherited)
+        return "practice-wide: " + (label or f"{inherited} (not in this organisation's Xero lists)")
+
     def account(code: str | None, what: str) -> str:
         if not code:
             return f"no default {what} account set"
@@ -341,22 +349,29 @@ class MappingSaveResult:
     deleted: int = 0
     changes: dict[str, dict[str, list]] = field(default_factory=dict)
     requeued: int = 0
+    organisation: str | None = None  # the organisation whose own mappings were saved (None: practice-wide)
 
     def message(self, kind: str) -> str:
         plural = KIND_LABELS[kind][0].lower()
+        where = f" for {self.organisation}" if self.organisation else ""
         if not self.changes:
-            return f"No changes to {plural}."
-        return (f"Saved {plural}: {self.created} mapped, {self.updated} changed, {self.deleted} back to the default. "
-                + _requeued_text(self.requeued))
+            return f"No changes to {plural}{where}."
+        back = "the practice-wide mapping" if self.organisation else "the default"
+        return (f"Saved {plural}{where}: {self.created} mapped, {self.updated} changed, {self.deleted} back to "
+                f"{back}. " + _requeued_text(self.requeued))
 
 
 def save_mappings(practice: Practice, user: User | None, kind: str, chosen: dict[str, dict[str, str | None]],
-                  names: dict[str, str]) -> MappingSaveResult:
-    """Upsert or delete the practice's mapping rows of one kind ({cliniko_id: {field: value or None}});
-    audit, commit, then re-queue the failures the change could fix."""
+                  names: dict[str, str], connection: XeroConnection | None = None) -> MappingSaveResult:
+    """Upsert or delete the practice's mapping rows of one kind ({cliniko_id: {field: value or None}}), the
+    practice-wide ones or, with `connection`, that organisation's own; audit, commit, then re-queue the
+    failures the change could fix (with `connection`: only those of rows routed to that organisation)."""
+    if connection is not None and connection.practice_id != practice.id:
+        raise ValueError("That Xero organisation is not connected to this practice.")
+    connection_id = connection.id if connection is not None else None
     managed = MAPPING_FIELDS[kind]
-    existing = mappings_of(practice.id, kind)
-    result = MappingSaveResult()
+    existing = mappings_of(practice.id, kind, connection_id)
+    result = MappingSaveResult(organisation=connection.tenant_name if connection is not None else None)
     for cliniko_id, values in chosen.items():
         values = {k: (values.get(k) or None) for k in managed}
         row = existing.get(cliniko_id)
@@ -365,7 +380,7 @@ def save_mappings(practice: Practice, user: User | None, kind: str, chosen: dict
             continue
         result.changes[cliniko_id] = {k: [before[k], values[k]] for k in managed if before[k] != values[k]}
         if row is None:
-            row = Mapping(practice_id=practice.id, kind=kind, cliniko_id=cliniko_id)
+            row = Mapping(practice_id=practice.id, kind=kind, cliniko_id=cliniko_id, connection_id=connection_id)
             db.session.add(row)
             result.created += 1
         for k, v in values.items():
@@ -383,9 +398,18 @@ def save_mappings(practice: Practice, user: User | None, kind: str, chosen: dict
             result.updated += 1
     if not result.changes:
         return result
-    record("mapping.save", user=user, object_type="mapping", practice_id=practice.id,
-           details={"kind": kind, "created": result.created, "updated": result.updated,
-                    "deleted": result.deleted, "changes": dict(list(result.changes.items())[:200])})
+    details = {"kind": kind, "created": result.created, "updated": result.updated, "deleted": result.deleted,
+               "changes": dict(list(result.changes.items())[:200])}
+    if connection is not None:
+        details.update(connection_id=connection.id, organisation=connection.tenant_name)
+    record("mapping.save", user=user, object_type="mapping", practice_id=practice.id, details=details)
     db.session.commit()
-    result.requeued = requeue_fixable(practice.id, user)
+    if connection is None:
+        result.requeued = requeue_fixable(practice.id, user)
+    else:
+        from webapp.sync.requeue import requeue
+
+        result.requeued = requeue(select(SyncJob).where(
+            SyncJob.practice_id == practice.id, SyncJob.connection_id == connection.id,
+            SyncJob.status == "failed", SyncJob.error_category.in_(FIXABLE)), user, reason="requeue.auto")
     return result

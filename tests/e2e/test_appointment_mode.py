@@ -55,6 +55,9 @@ def test_switch_to_appointment_mode_try_it_in_dry_run_then_turn_it_on(clinic, pa
     page.get_by_role("button", name="Save settings").click()
     expect(page.get_by_role("alert").first).to_contain_text("Saved")
     expect(page.get_by_label("Xero invoices come from")).to_have_value("appointments")
+    page.goto("/")
+    expect(page.get_by_test_id("dry-run")).to_have_text("dry run: nothing is sent")
+    expect(page.get_by_test_id("invoice-source")).to_contain_text("completed appointments")
 
     # A dummy visit: the patient arrives in Cliniko; the next poll builds its invoice but sends nothing.
     arrived = clinic.cliniko("POST", "activity", json={"arrivals": 4})["arrivals"]

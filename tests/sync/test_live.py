@@ -6,6 +6,7 @@ import pytest
 
 from tests.support.engine import audit_xero_against_cliniko, money, wire_clinic
 from webapp.extensions import db
+from webapp.models import Practice
 from webapp.sync.discovery import poll
 from webapp.sync_cli import drain
 
@@ -85,3 +86,18 @@ def test_unchanged_poll_sends_nothing(clinic):
     drain(clinic.practice.id, timeout=30)
     assert counts.created == 0 and counts.updated == 0
     assert clinic.xero_org()["calls"]["admitted"] == calls
+
+
+def test_a_practice_switched_on_today_reads_every_change_after_its_first_poll(clinic):
+    """No sync-from date and nothing changed at the first poll: the cursor is still stored, so an invoice
+    created between two polls is read by the second (it used to start each poll at its own "now")."""
+    practice = db.session.get(Practice, clinic.practice.id)
+    practice.poll_cursors = {}
+    practice.settings = {k: v for k, v in practice.settings.items() if k != "sync_from"}
+    db.session.commit()
+    poll(clinic.practice.id)
+    assert db.session.get(Practice, clinic.practice.id).poll_cursors.get("invoices")
+    done = clinic.cliniko("POST", "activity", json={"new_invoices": 3})
+    poll(clinic.practice.id)
+    found = {r.cliniko_id for r in clinic.rows("invoice")}
+    assert set(done["new_invoices"]) <= found

@@ -18,6 +18,7 @@ from webapp.models import ERROR_CATEGORIES, JOB_KINDS, JOB_STATUSES, SyncJob, Us
 SEARCH_FIELDS = ("any", "invoice", "patient", "cliniko", "xero")
 DATE_FIELDS = ("updated", "issued")
 MAX_SEARCH = 255
+UNROUTED = "unrouted"
 
 
 def _date(value) -> str:
@@ -25,6 +26,13 @@ def _date(value) -> str:
         return date.fromisoformat(str(value)).isoformat() if value else ""
     except ValueError:
         return ""
+
+
+def _connection(value) -> str:
+    value = str(value or "").strip()
+    if value == UNROUTED:
+        return value
+    return value if value.isdigit() and int(value) < 2**31 else ""
 
 
 def _int(value) -> int | None:
@@ -47,6 +55,8 @@ class JobFilter:
     date_to: str = ""
     q: str = ""
     by: str = "any"
+    #: A Xero connection id (as text), or UNROUTED for rows not routed to an organisation yet.
+    connection: str = ""
 
     @classmethod
     def from_dict(cls, data) -> JobFilter:
@@ -61,6 +71,7 @@ class JobFilter:
             date_to=_date(data.get("date_to")),
             q=str(data.get("q") or "").strip()[:MAX_SEARCH],
             by=data.get("by") if data.get("by") in SEARCH_FIELDS else "any",
+            connection=_connection(data.get("connection")),
         )
 
     def to_dict(self) -> dict:
@@ -112,6 +123,10 @@ def filtered_query(filters: JobFilter, user: User, query: Select, *, with_state:
         query = query.where(SyncJob.practice_id.in_(practice_ids))
     if filters.kind:
         query = query.where(SyncJob.kind == filters.kind)
+    if filters.connection == UNROUTED:
+        query = query.where(SyncJob.connection_id.is_(None))
+    elif filters.connection:
+        query = query.where(SyncJob.connection_id == int(filters.connection))
     if with_state and filters.state:
         query = query.where(SyncJob.status == filters.state)
     if filters.category:

@@ -27,6 +27,7 @@ from webapp.admin.dashboard import practices_in_scope
 from webapp.admin.job_forms import (
     DATE_FIELDS,
     SEARCH_FIELDS,
+    UNROUTED,
     JobFilter,
     decode_cursor,
     encode_cursor,
@@ -35,7 +36,15 @@ from webapp.admin.job_forms import (
 )
 from webapp.audit import record
 from webapp.extensions import db
-from webapp.models import ERROR_CATEGORIES, JOB_KINDS, JOB_STATUSES, SyncAttempt, SyncJob
+from webapp.models import (
+    ERROR_CATEGORIES,
+    INVOICE_KINDS,
+    JOB_KINDS,
+    JOB_STATUSES,
+    SyncAttempt,
+    SyncJob,
+    XeroConnection,
+)
 from webapp.sync import requeue as requeue_mod
 
 PER_PAGE_CHOICES = (25, 50, 100, 200)
@@ -45,7 +54,9 @@ MAX_SELECTED = 5000
 BULK_QUEUE = "live"
 CSV_COLUMNS = ("id", "practice", "kind", "cliniko_id", "invoice_number", "patient_name", "amount", "status",
                "error_category", "failure_reason", "status_reason", "xero_id", "attempts", "issue_date",
-               "updated_at", "synced_at")
+               "updated_at", "synced_at", "organisation")
+#: How the screens name a kind (others: the kind with spaces).
+KIND_LABELS = {"appointment": "appointment invoice", "payment_delete": "payment delete"}
 _DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -64,6 +75,11 @@ def _cliniko_host(practice) -> str:
     return settings.get("cliniko_subdomain") or practice.cliniko_shard or "app"
 
 
+def kind_label(kind: str) -> str:
+    """The kind in words ("appointment invoice": a Xero invoice made from a Cliniko appointment)."""
+    return KIND_LABELS.get(kind, kind.replace("_", " "))
+
+
 def links_for(row: SyncJob) -> dict[str, str]:
     """Best-effort links to the record in Cliniko and in Xero."""
     host = f"https://{_cliniko_host(row.practice)}.cliniko.com"
@@ -74,6 +90,12 @@ def links_for(row: SyncJob) -> dict[str, str]:
         if row.xero_id:
             links["xero"] = f"https://go.xero.com/Contacts/View/{row.xero_id}"
         return links
+    if row.kind == "appointment":
+        # A Xero invoice made from a completed appointment: Cliniko has the appointment, not an invoice.
+        links["cliniko"] = f"{host}/appointments/{row.cliniko_id}"
+        if row.xero_id:
+            links["xero"] = f"https://go.xero.com/AccountsReceivable/View.aspx?InvoiceID={row.xero_id}"
+        return links
     invoice = source.get("invoice") if isinstance(source.get("invoice"), dict) else {}
     invoice_id = invoice.get("id") or (row.cliniko_id if row.kind in ("invoice", "payment", "void") else None)
     if invoice_id:
@@ -81,10 +103,55 @@ def links_for(row: SyncJob) -> dict[str, str]:
     xero_invoice = row.xero_id if row.kind == "invoice" else None
     if xero_invoice is None and invoice_id:
         xero_invoice = db.session.scalar(select(SyncJob.xero_id).where(
-            SyncJob.practice_id == row.practice_id, SyncJob.kind == "invoice", SyncJob.cliniko_id == str(invoice_id)))
+            SyncJob.practice_id == row.practice_id, SyncJob.kind.in_(INVOICE_KINDS),
+            SyncJob.cliniko_id == str(invoice_id), SyncJob.xero_id.is_not(None)).limit(1))
     if xero_invoice:
         links["xero"] = f"https://go.xero.com/AccountsReceivable/View.aspx?InvoiceID={xero_invoice}"
     return links
+
+
+def organisations(practices) -> dict[int, XeroConnection]:
+    """{connection id: connection} of every Xero organisation the practices in scope were ever connected to."""
+    ids = [p.id for p in practices]
+    if not ids:
+        return {}
+    return {c.id: c for c in db.session.scalars(select(XeroConnection).where(
+        XeroConnection.practice_id.in_(ids)).order_by(XeroConnection.practice_id, XeroConnection.id))}
+
+
+def organisation_label(connection: XeroConnection | None) -> str:
+    if connection is None:
+        return ""
+    return connection.tenant_name + (" (disconnected)" if connection.status == "revoked" else "")
+
+
+def organisation_choices(filters: JobFilter, practices, orgs: dict[int, XeroConnection]) -> list[tuple[str, str]]:
+    """The Organisation filter's options: the chosen practice's organisations (else those of every practice in
+    scope with several), then "not routed yet"; empty when no practice in view has more than one."""
+    names = {p.id: p.name for p in practices}
+    by_practice: dict[int, list[XeroConnection]] = {}
+    for c in orgs.values():
+        by_practice.setdefault(c.practice_id, []).append(c)
+    shown = {filters.practice: by_practice.get(filters.practice, [])} if filters.practice is not None else by_practice
+    multi = {pid: conns for pid, conns in shown.items() if len(conns) > 1}
+    if not multi and not filters.connection:
+        return []
+    prefix = len(multi) > 1 or (filters.practice is None and len(practices) > 1)
+    choices = [(str(c.id), (f"{names.get(pid, pid)} · " if prefix else "") + organisation_label(c))
+               for pid, conns in multi.items() for c in conns]
+    chosen = orgs.get(int(filters.connection)) if filters.connection.isdigit() else None
+    if chosen is not None and str(chosen.id) not in dict(choices):  # a practice with one organisation, by URL
+        choices.append((str(chosen.id), organisation_label(chosen)))
+    return choices + [(UNROUTED, "Not routed yet")]
+
+
+def _check_connection(filters: JobFilter, orgs: dict[int, XeroConnection]) -> None:
+    """An organisation filter naming a connection outside the user's scope is a 404 (as a practice is)."""
+    if filters.connection and filters.connection != UNROUTED and int(filters.connection) not in orgs:
+        abort(404)
+    if filters.connection and filters.connection != UNROUTED and filters.practice is not None \
+            and orgs[int(filters.connection)].practice_id != filters.practice:
+        abort(404)
 
 
 def state_counts(filters: JobFilter) -> dict[str, int]:
@@ -123,6 +190,10 @@ class JobsView(SecuredView, BaseView):
     @expose("/")
     def index(self):
         filters = JobFilter.from_dict(request.args)
+        practices = practices_in_scope()
+        orgs = organisations(practices)
+        _check_connection(filters, orgs)
+        org_choices = organisation_choices(filters, practices, orgs)
         per_page = request.args.get("per_page", type=int)
         per_page = per_page if per_page in PER_PAGE_CHOICES else 50
         after = decode_cursor(request.args.get("after"))
@@ -145,20 +216,25 @@ class JobsView(SecuredView, BaseView):
         if after or before:
             pages["first"] = url_for(".index", **filters.to_dict(), per_page=per_page)
         counts = state_counts(filters)
-        practices = practices_in_scope()
         return self.render(
             "admin/jobs/list.html", rows=rows, filters=filters, filter_args=filters.to_dict(), counts=counts,
             count_cap=COUNT_CAP, statuses=JOB_STATUSES, kinds=JOB_KINDS, categories=ERROR_CATEGORIES,
             search_fields=SEARCH_FIELDS, date_fields=DATE_FIELDS, practices=practices,
             practice_names={p.id: p.name for p in practices}, pages=pages, per_page=per_page,
-            per_page_choices=PER_PAGE_CHOICES, requeueable=requeue_mod.REQUEUEABLE,
+            per_page_choices=PER_PAGE_CHOICES, requeueable=requeue_mod.REQUEUEABLE, kind_label=kind_label,
+            org_choices=org_choices, org_names={cid: organisation_label(c) for cid, c in orgs.items()},
+            show_orgs=bool(org_choices),
         )
 
     @expose("/export.csv")
     def export(self):
         """The current filter as CSV, streamed in keyset chunks (formula cells neutralised)."""
         filters = JobFilter.from_dict(request.args)
-        slugs = {p.id: p.slug for p in practices_in_scope()}
+        practices = practices_in_scope()
+        slugs = {p.id: p.slug for p in practices}
+        orgs = organisations(practices)
+        _check_connection(filters, orgs)
+        org_names = {cid: organisation_label(c) for cid, c in orgs.items()}
         record("jobs.export", user=current_user, object_type="sync_job", practice_id=filters.practice,
                details={"filters": filters.to_dict()})
         # The scope as plain data: the generator runs after the view returns.
@@ -167,7 +243,7 @@ class JobsView(SecuredView, BaseView):
         columns = (SyncJob.id, SyncJob.practice_id, SyncJob.kind, SyncJob.cliniko_id, SyncJob.invoice_number,
                    SyncJob.patient_name, SyncJob.amount, SyncJob.status, SyncJob.error_category,
                    SyncJob.failure_reason, SyncJob.status_reason, SyncJob.xero_id, SyncJob.attempts,
-                   SyncJob.issue_date, SyncJob.updated_at, SyncJob.synced_at)
+                   SyncJob.issue_date, SyncJob.updated_at, SyncJob.synced_at, SyncJob.connection_id)
 
         def generate():
             buffer = io.StringIO()
@@ -182,6 +258,7 @@ class JobsView(SecuredView, BaseView):
                 for r in chunk:
                     values = list(r)
                     values[1] = slugs.get(r.practice_id, r.practice_id)
+                    values[-1] = org_names.get(r.connection_id, "")
                     writer.writerow([v if i == 6 and v is not None else csv_safe(v) for i, v in enumerate(values)])
                 yield buffer.getvalue()
                 buffer.seek(0)
@@ -238,6 +315,9 @@ class JobsView(SecuredView, BaseView):
         filters = JobFilter.from_dict(source)
         if filters.practice is not None:
             practice_in_scope(filters.practice)
+        practices = practices_in_scope()
+        orgs = organisations(practices)
+        _check_connection(filters, orgs)
         if request.method == "POST":
             job = enqueue("jobs.bulk.requeue_matching", current_user.id, json.dumps(filters.to_dict()),
                           queue_name=BULK_QUEUE)
@@ -248,7 +328,10 @@ class JobsView(SecuredView, BaseView):
             filtered_query(filters, current_user, select(SyncJob.id))
             .where(SyncJob.status.in_(requeue_mod.REQUEUEABLE)).subquery()))
         return self.render("admin/jobs/confirm_requeue.html", filters=filters, filter_args=filters.to_dict(),
-                           count=count, practice_names={p.id: p.name for p in practices_in_scope()})
+                           count=count, practice_names={p.id: p.name for p in practices},
+                           organisation=("Not routed yet" if filters.connection == UNROUTED else
+                                         organisation_label(orgs.get(int(filters.connection)))
+                                         if filters.connection else None))
 
     @expose("/<int:job_id>/")
     def detail(self, job_id: int):
@@ -258,9 +341,12 @@ class JobsView(SecuredView, BaseView):
         attempts = db.session.scalars(select(SyncAttempt).where(SyncAttempt.job_id == row.id)
                                       .order_by(SyncAttempt.started_at, SyncAttempt.id)).all()
         sent = next((a for a in reversed(attempts) if a.request_body), None)
+        several_orgs = db.session.scalar(select(func.count()).select_from(XeroConnection).where(
+            XeroConnection.practice_id == row.practice_id)) > 1
         preview = explain_invoice(row) if (sent is None or row.status != "synced") else None
         return self.render("admin/jobs/detail.html", row=row, attempts=attempts, sent=sent, preview=preview,
-                           links=links_for(row), requeueable=row.status in requeue_mod.REQUEUEABLE,
+                           links=links_for(row), kind_label=kind_label(row.kind), several_orgs=several_orgs,
+                           requeueable=row.status in requeue_mod.REQUEUEABLE,
                            ignorable=row.status in ("failed", "pending", "retrying", "waiting"),
                            detail=row.error_detail or {}, pretty=lambda v: json.dumps(v, indent=2, sort_keys=True,
                                                                                        default=str))

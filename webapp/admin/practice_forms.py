@@ -53,3 +53,37 @@ class DefaultsForm(FlaskForm):
         self.tax_exempt.choices = [("", "— none —")] + [
             (t.tax_type, f"{t.name} ({t.tax_type})") for t in tax_rates if t.status == "ACTIVE"
         ]
+
+
+class OrganisationDefaultsForm(FlaskForm):
+    """One Xero organisation's own default accounts and tax-exempt rate (several organisations); blank = the
+    practice's."""
+
+    sales_account = SelectField("Sales account", validators=[Optional()])
+    payment_account = SelectField("Payment account", validators=[Optional()])
+    rounding_account = SelectField("Rounding account", validators=[Optional()])
+    tax_exempt = SelectField("Tax-exempt rate", validators=[Optional()])
+
+    def fill_choices(self, accounts, tax_rates, practice_settings: dict, stored: dict) -> None:
+        """The organisation's active accounts and rates (as DefaultsForm), after "the practice's default"; an
+        archived stored value is kept and shown as such, so it is not lost silently."""
+        helper = DefaultsForm(formdata=None, meta={"csrf": False})
+        helper.fill_choices(accounts, tax_rates)
+        known = {a.code: a for a in accounts if a.code}
+        rates = {t.tax_type: t for t in tax_rates}
+        for name in ("sales_account", "payment_account", "rounding_account", "tax_exempt"):
+            field, source = getattr(self, name), getattr(helper, name)
+            inherited = practice_settings.get(name)
+            blank = ("", f"— practice's default ({inherited}) —" if inherited else "— practice's default (none) —")
+            choices = [c for c in source.choices if c[0]]
+            value = stored.get(name) or ""
+            if value and value not in {c[0] for c in choices}:
+                if name == "tax_exempt":
+                    rate = rates.get(value)
+                    label = f"{rate.name} ({value}) (archived in Xero)" if rate else f"{value} (not in Xero's lists)"
+                else:
+                    account = known.get(value)
+                    label = f"{value} · {account.name} (archived or not allowed)" if account else \
+                        f"{value} (not in Xero's lists)"
+                choices.append((value, label))
+            field.choices = [blank] + choices

@@ -11,13 +11,21 @@ from webapp import crypto
 from webapp.access import practice_in_scope
 from webapp.admin.access import SecuredView
 from webapp.admin.dashboard import practices_in_scope
-from webapp.admin.practice_forms import ClinikoKeyForm, DefaultsForm, PracticeCreateForm
+from webapp.admin.practice_forms import ClinikoKeyForm, DefaultsForm, OrganisationDefaultsForm, PracticeCreateForm
 from webapp.audit import record
 from webapp.clients.cliniko import shard_from_api_key
 from webapp.clients.errors import ClientError
 from webapp.extensions import db
 from webapp.models import Practice, XeroAccount, XeroConnection, XeroTaxRate, XeroTrackingOption  # noqa: I001
-from webapp.practices import PracticeError, active_connection, enable, set_defaults, test_cliniko
+from webapp.practices import (
+    PracticeError,
+    active_connection,
+    enable,
+    organisation_default_problems,
+    set_defaults,
+    set_organisation_defaults,
+    test_cliniko,
+)
 
 
 def reference_counts(connection_ids: list[int]) -> dict[int, dict[str, int]]:
@@ -75,7 +83,7 @@ class PracticesView(SecuredView, BaseView):
         practice = practice_in_scope(practice_id)
         return self._detail(practice)
 
-    def _detail(self, practice, defaults_form=None, key_form=None, status=200):
+    def _detail(self, practice, defaults_form=None, key_form=None, status=200, org_form=None):
         # Disconnected (revoked) connections are history, kept in the audit log, not shown here.
         connections = db.session.scalars(
             select(XeroConnection).where(XeroConnection.practice_id == practice.id,
@@ -86,9 +94,29 @@ class PracticesView(SecuredView, BaseView):
         from webapp.sync.routing import routed_businesses
 
         default, routed = routed_businesses(practice.id, connections)
+        # Several organisations: each may have its own default accounts (blank = the practice's).
+        org_forms, org_problems = {}, {}
+        if len(connections) > 1:
+            for c in connections:
+                posted = org_form[1] if org_form is not None and org_form[0] == c.id else None
+                org_forms[c.id] = posted or self._organisation_form(practice, c)
+                org_problems[c.id] = organisation_default_problems(practice, c)
         return self.render("admin/practice.html", practice=practice, connections=connections, counts=counts,
                            defaults_form=defaults_form, key_form=key_form or ClinikoKeyForm(formdata=None),
-                           default_connection=default, routed=routed), status
+                           default_connection=default, routed=routed, org_forms=org_forms,
+                           org_problems=org_problems), status
+
+    def _organisation_form(self, practice, connection, formdata=None) -> OrganisationDefaultsForm:
+        own = connection.settings or {}
+        form = OrganisationDefaultsForm(formdata=formdata, data={k: own.get(k) or "" for k in
+                                                                  ("sales_account", "payment_account",
+                                                                   "rounding_account", "tax_exempt")})
+        accounts = db.session.scalars(select(XeroAccount).where(XeroAccount.connection_id == connection.id)
+                                      .order_by(XeroAccount.code)).all()
+        rates = db.session.scalars(select(XeroTaxRate).where(XeroTaxRate.connection_id == connection.id)
+                                   .order_by(XeroTaxRate.name)).all()
+        form.fill_choices(accounts, rates, practice.settings or {}, own)
+        return form
 
     def _defaults_form(self, practice, formdata=None):
         connection = active_connection(practice)
@@ -107,8 +135,10 @@ class PracticesView(SecuredView, BaseView):
 
     @expose("/<int:practice_id>/defaults", methods=["POST"])
     def defaults(self, practice_id: int):
-        """Save the default accounts (admins)."""
+        """Save the default accounts (admins): the practice's, or with `connection` one organisation's own."""
         practice = practice_in_scope(practice_id, admin=True)
+        if request.form.get("connection"):
+            return self._organisation_defaults(practice, request.form["connection"])
         form = self._defaults_form(practice, formdata=request.form)
         if form is None:
             abort(400, "Connect Xero first.")
@@ -125,6 +155,40 @@ class PracticesView(SecuredView, BaseView):
             return self._detail(practice, defaults_form=form, status=400)
         db.session.commit()
         flash("Default accounts saved.", "info")
+        return redirect(url_for(".detail", practice_id=practice.id))
+
+    def _organisation_defaults(self, practice, value: str):
+        value = value.strip()
+        connection = db.session.get(XeroConnection, int(value)) if value.isdigit() and int(value) < 2**31 else None
+        if connection is None or connection.practice_id != practice.id or connection.status == "revoked":
+            abort(404)
+        form = self._organisation_form(practice, connection, formdata=request.form)
+        if not form.validate():
+            flash(f"Nothing was saved for {connection.tenant_name}: correct the choices marked below.", "error")
+            return self._detail(practice, org_form=(connection.id, form), status=400)
+        try:
+            changed = set_organisation_defaults(
+                practice, connection, current_user, sales_account=form.sales_account.data,
+                payment_account=form.payment_account.data, rounding_account=form.rounding_account.data,
+                tax_exempt=form.tax_exempt.data)
+        except PracticeError as exc:
+            db.session.rollback()
+            flash(f"Nothing was saved for {connection.tenant_name}: {exc}", "error")
+            return self._detail(practice, org_form=(connection.id, form), status=400)
+        db.session.commit()
+        if not changed:
+            flash(f"No changes to {connection.tenant_name}'s default accounts.", "info")
+            return redirect(url_for(".detail", practice_id=practice.id))
+        from webapp.models import SyncJob
+        from webapp.sync.requeue import requeue
+
+        requeued = requeue(select(SyncJob).where(
+            SyncJob.practice_id == practice.id, SyncJob.connection_id == connection.id,
+            SyncJob.status == "failed", SyncJob.error_category.in_(("mapping", "totals"))),
+            current_user, reason="requeue.auto")
+        flash(f"Default accounts saved for {connection.tenant_name}. " + (
+            f"{requeued} failed invoice{'s' if requeued != 1 else ''} re-queued." if requeued
+            else "No failed invoices needed re-queueing."), "info")
         return redirect(url_for(".detail", practice_id=practice.id))
 
     @expose("/<int:practice_id>/cliniko/key", methods=["POST"])

@@ -142,53 +142,72 @@ class PracticeSettingsView(_PracticeView):
 
 
 class MappingsView(_PracticeView):
-    """One practice's Cliniko → Xero mappings, one form per kind."""
+    """One practice's Cliniko → Xero mappings, one form per kind; with several Xero organisations, the
+    practice-wide mappings or one organisation's own (`?organisation=<connection id>`)."""
 
     @expose("/")
     def index(self, practice_id: int):
         practice = self._practice(practice_id)
-        return self._page(practice)
+        organisation = _organisation(practice, request.args.get("organisation"))
+        return self._page(practice, organisation)
 
-    def _tables(self, practice, picks, settings, posted_kind=None, posted_form=None):
+    def _tables(self, practice, organisation, picks, settings, posted_kind=None, posted_form=None):
         tables = []
+        own = organisation.id if organisation is not None else None
         for kind, fields in MAPPING_FIELDS.items():
             rows = catalogue(practice.id, kind)
-            current = mappings_of(practice.id, kind)
+            current = mappings_of(practice.id, kind, own)
+            inherited = mappings_of(practice.id, kind) if organisation is not None else {}
             form = posted_form if kind == posted_kind else mapping_form(fields, rows, current, picks)
+            defaults = {f: default_text(kind, f, settings, picks) for f in fields}
             tables.append({
                 "kind": kind, "title": KIND_LABELS[kind][0], "fields": fields, "rows": rows, "form": form,
-                "current": current, "defaults": {f: default_text(kind, f, settings, picks) for f in fields},
+                "current": current, "defaults": defaults,
+                # Per row, what a blank choice means in this organisation: the practice-wide mapping, if any.
+                "row_defaults": {cid: {f: default_text(kind, f, settings, picks, inherited=getattr(m, f)) or
+                                       defaults[f] for f in fields if getattr(m, f)}
+                                 for cid, m in inherited.items()},
                 "labels": {f: FIELD_LABELS[f] for f in fields},
             })
         return tables
 
-    def _page(self, practice, posted_kind=None, posted_form=None, status=200):
-        picks = pickers(_connection(practice))
+    def _page(self, practice, organisation=None, posted_kind=None, posted_form=None, status=200):
+        from webapp.sync.context import settings_for
+        from webapp.sync.routing import connections, default_connection
+
+        orgs = connections(practice.id)
+        default = default_connection(practice.id)
+        picks = pickers(organisation or _connection(practice))
         try:
-            settings = effective(practice)
+            settings = settings_for(practice, organisation) if organisation is not None else effective(practice)
         except SettingsError:
             settings = PracticeSettings()
-        tables = self._tables(practice, picks, settings, posted_kind, posted_form)
+        tables = self._tables(practice, organisation, picks, settings, posted_kind, posted_form)
         return self.render("admin/mappings/practice.html", practice=practice, tables=tables, picks=picks,
-                           settings=settings, field_name=field_name, refresh_form=RefreshForm(formdata=None)), status
+                           settings=settings, field_name=field_name, refresh_form=RefreshForm(formdata=None),
+                           organisations=orgs if len(orgs) > 1 else [], organisation=organisation,
+                           default_organisation=default), status
 
     @expose("/<kind>", methods=["POST"])
     def save(self, practice_id: int, kind: str):
         practice = self._practice(practice_id, write=True)
         if kind not in MAPPING_FIELDS:
             abort(404)
-        picks = pickers(_connection(practice))
+        organisation = _organisation(practice, request.form.get("organisation"))
+        picks = pickers(organisation or _connection(practice))
         rows = catalogue(practice.id, kind)
         fields = MAPPING_FIELDS[kind]
-        form = mapping_form(fields, rows, mappings_of(practice.id, kind), picks, formdata=request.form)
+        current = mappings_of(practice.id, kind, organisation.id if organisation is not None else None)
+        form = mapping_form(fields, rows, current, picks, formdata=request.form)
         if not form.validate():
             flash("Nothing was saved: correct the choices marked below.", "error")
-            return self._page(practice, posted_kind=kind, posted_form=form, status=400)
+            return self._page(practice, organisation, posted_kind=kind, posted_form=form, status=400)
         chosen = {r.cliniko_id: {f: getattr(form, field_name(f, r.cliniko_id)).data or None for f in fields}
                   for r in rows}
-        result = save_mappings(practice, current_user, kind, chosen, {r.cliniko_id: r.name for r in rows})
+        result = save_mappings(practice, current_user, kind, chosen, {r.cliniko_id: r.name for r in rows},
+                               connection=organisation)
         flash(result.message(kind), "info")
-        return redirect(url_for(".index", practice_id=practice.id) + f"#{kind}")
+        return redirect(_mappings_url(practice, organisation) + f"#{kind}")
 
     @expose("/refresh/cliniko", methods=["POST"])
     def refresh_cliniko(self, practice_id: int):
@@ -221,10 +240,14 @@ class MappingsView(_PracticeView):
         practice = self._practice(practice_id, write=True)
         if not RefreshForm().validate():
             abort(400, "The form expired; reload the page and try again.")
-        connection = _connection(practice)
+        organisation = _organisation(practice, request.form.get("organisation"))
+        connection = organisation or _connection(practice)
         if connection is None:
             flash("Connect the practice to Xero first.", "error")
             return redirect(url_for(".index", practice_id=practice_id))
+        if connection.status != "active":
+            flash(f"{connection.tenant_name} needs reconnecting before its lists can be read.", "error")
+            return redirect(_mappings_url(practice, organisation))
         try:
             counts = refresh_reference_data(connection)
             record("xero.lists_refresh", user=current_user, object_type="xero_connection", object_id=connection.id,
@@ -235,14 +258,36 @@ class MappingsView(_PracticeView):
             flash(f"Could not read from Xero: {exc}", "error")
         else:
             flash(f"Read {counts['accounts']} accounts, {counts['tax_rates']} tax rates and "
-                  f"{counts['tracking_options']} tracking options from Xero.", "info")
-        return redirect(url_for(".index", practice_id=practice_id))
+                  f"{counts['tracking_options']} tracking options from Xero ({connection.tenant_name}).", "info")
+        return redirect(_mappings_url(practice, organisation))
 
 
 def _connection(practice):
     from webapp.practices import active_connection
 
     return active_connection(practice)
+
+
+def _organisation(practice, value):
+    """The organisation named by `?organisation=` / the form (one of the practice's, not disconnected);
+    None for blank (the practice-wide mappings); 404 for anything else."""
+    from webapp.models import XeroConnection
+
+    value = (value or "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) >= 2**31:
+        abort(404)
+    connection = db.session.get(XeroConnection, int(value))
+    if connection is None or connection.practice_id != practice.id or connection.status == "revoked":
+        abort(404)
+    return connection
+
+
+def _mappings_url(practice, organisation) -> str:
+    if organisation is None:
+        return url_for("practice_mappings.index", practice_id=practice.id)
+    return url_for("practice_mappings.index", practice_id=practice.id, organisation=organisation.id)
 
 
 def register(admin) -> None:

@@ -216,8 +216,9 @@ def poll(ctx: PracticeContext, client: ClinikoClient, practice: Practice, cursor
          patient_cache: dict, pages) -> Counts:
     """Walk the appointments changed since the cursor (and, in "ended" mode, those that ended since the
     last poll), committing rows and cursor together page by page. `pages` splits records into pages."""
-    from webapp.sync.discovery import changed_records
+    from webapp.sync.discovery import changed_records, settle_cursor
 
+    started = utcnow()
     total = Counts()
     if ctx.settings.appointment_mode and not cursors.get(CATALOGUE_MARK):
         # Just switched to appointment mode: read the lists it prices from (concessions included) now.
@@ -240,6 +241,7 @@ def poll(ctx: PracticeContext, client: ClinikoClient, practice: Practice, cursor
             cursors[CURSOR] = since.isoformat()
             practice.poll_cursors = dict(cursors)
         db.session.commit()
+    settle_cursor(practice, cursors, CURSOR, started)
     if ctx.settings.appointment_mode and ctx.settings.appointment_completion == "ended":
         now = utcnow()
         start = datetime.fromisoformat(cursors[ENDED_CURSOR]) if cursors.get(ENDED_CURSOR) else default

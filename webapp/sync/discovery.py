@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from itertools import islice
 
 from webapp.clients.cliniko import ClinikoClient
@@ -120,6 +120,22 @@ def changed_records(read: Callable[[datetime], Iterator[dict]], since: datetime,
             return
 
 
+# How far before a first poll's start its saved cursor goes: Cliniko stamps changes with its own clock.
+CLOCK_MARGIN = timedelta(minutes=1)
+
+
+def settle_cursor(practice: Practice, cursors: dict, name: str, started: datetime) -> None:
+    """After a complete walk, a cursor that was never stored is stored as the walk's start (less a margin).
+
+    Without this, a practice with no sync-from date and no change since it was switched on would start
+    every poll at that poll's own "now", and a change made between two polls would never be read."""
+    if cursors.get(name):
+        return
+    cursors[name] = (started - CLOCK_MARGIN).replace(microsecond=0).isoformat()
+    practice.poll_cursors = dict(cursors)
+    db.session.commit()
+
+
 def _plain(exc: BaseException) -> str:
     """A sentence for the dashboard (the class name only when there is no message)."""
     message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
@@ -137,7 +153,7 @@ def poll(practice_id: int, client_factory: Callable[[Practice], ClinikoClient] |
     total = Counts()
     if practice is None:
         return total
-    practice.last_poll_at = utcnow()
+    started = practice.last_poll_at = utcnow()
     db.session.commit()
     try:
         client = (client_factory or (lambda p: cliniko_client(p, id_chunk=ID_CHUNK)))(practice)
@@ -162,6 +178,8 @@ def poll(practice_id: int, client_factory: Callable[[Practice], ClinikoClient] |
                 practice.poll_cursors = dict(cursors)
             db.session.commit()  # rows and cursor together: the cursor never passes uncommitted rows
             total.add(counts)
+        if not ctx.settings.appointment_mode:
+            settle_cursor(practice, cursors, CURSOR, started)
     except Exception as exc:
         db.session.rollback()
         practice = db.session.get(Practice, practice_id)

@@ -38,7 +38,8 @@ class Preview:
 
 def _context(row: SyncJob) -> PracticeContext | MappingError:
     try:
-        return load(row.practice)
+        # The row's own organisation (its mappings, default accounts and lists); unrouted rows: the default.
+        return load(row.practice, row.connection)
     except SettingsError as exc:
         return MappingError("mapping", f"The practice's settings cannot be used: {exc}",
                             "Correct the practice settings, then re-queue the row.")

@@ -41,12 +41,14 @@ def release_stranded_waiting(limit: int = 1000) -> int:
     from sqlalchemy.orm import aliased
 
     dep = aliased(SyncJob)
-    # An invoice waits for its patient's contact in the same organisation.
+    # An invoice or appointment invoice waits for its patient's contact in the same organisation (a patient
+    # has a contact row per organisation; NULL = not routed yet matches only NULL).
     invoices = select(SyncJob).join(dep, (dep.practice_id == SyncJob.practice_id) & (dep.kind == "contact")
                                     & (dep.cliniko_id == SyncJob.parent_cliniko_id)
-                                    & (dep.connection_id == SyncJob.connection_id)).where(
+                                    & dep.connection_id.is_not_distinct_from(SyncJob.connection_id)).where(
         SyncJob.kind.in_(INVOICE_KINDS), SyncJob.status == "waiting", dep.status == "synced")
-    payments = select(SyncJob).join(dep, (dep.practice_id == SyncJob.practice_id) & (dep.kind == "invoice")
+    # A payment waits for its invoice (same Cliniko id; it follows the invoice's organisation).
+    payments = select(SyncJob).join(dep, (dep.practice_id == SyncJob.practice_id) & dep.kind.in_(INVOICE_KINDS)
                                     & (dep.cliniko_id == SyncJob.cliniko_id)).where(
         SyncJob.kind == "payment", SyncJob.status == "waiting", dep.status == "synced")
     count = 0

@@ -1,6 +1,11 @@
 """Reconciliation: Cliniko's invoices for an issue-date range against the Xero invoices this service
 created (SPEC §7 "Preview and reconciliation", screen 7).
 
+Per organisation when a practice has several: each Cliniko invoice is compared with the organisation its
+row went to (a row already in Xero stays where it is), else with the one its business is routed to now
+(webapp.sync.routing); each organisation's Xero invoices are read with that organisation's client. The
+report has the totals of every organisation and one part per organisation.
+
 Bounded and synchronous: Cliniko is read in pages of 100 (archived and deleted included) and the read
 stops once more than `limit` invoices are found (the report then says the range is too large); Xero
 is read in bulk by InvoiceID (rows we synced) and by InvoiceNumber (rows without a Xero id), 100 a
@@ -17,6 +22,7 @@ from decimal import Decimal, InvalidOperation
 
 from sqlalchemy import or_, select
 
+from webapp.clients.errors import ClientError
 from webapp.extensions import db
 from webapp.models import Practice, SyncJob
 
@@ -53,6 +59,7 @@ class Difference:
     cliniko_id: str | None
     message: str
     job_id: int | None = None
+    organisation: str | None = None  # the Xero organisation compared with (several organisations)
     cliniko_status: str | None = None
     xero_status: str | None = None
     cliniko_amount: Decimal | None = None
@@ -75,6 +82,20 @@ class Side:
 
 
 @dataclass
+class Part:
+    """One Xero organisation's share of the report (its invoices, its Xero side, its differences)."""
+
+    connection_id: int | None
+    name: str
+    cliniko: Side = field(default_factory=Side)
+    xero: Side = field(default_factory=Side)
+    excluded: int = 0
+    pending: int = 0
+    differences: int = 0
+    error: str | None = None  # Xero could not be read: its invoices were not compared
+
+
+@dataclass
 class Report:
     """The outcome of one reconciliation run."""
 
@@ -88,10 +109,15 @@ class Report:
     excluded: int = 0  # skipped by a filter or ignored on purpose
     pending: int = 0  # rows still on their way (pending, running, retrying, waiting)
     differences: list[Difference] = field(default_factory=list)
+    parts: list[Part] = field(default_factory=list)  # one per organisation compared
 
     @property
     def clean(self) -> bool:
-        return not self.too_large and not self.differences
+        return not self.too_large and not self.differences and not any(p.error for p in self.parts)
+
+    @property
+    def several(self) -> bool:
+        return len(self.parts) > 1
 
     def by_kind(self) -> dict[str, int]:
         return dict(Counter(d.kind for d in self.differences))
@@ -150,20 +176,33 @@ def read_xero(xero, ids: list[str], numbers: list[str]) -> tuple[dict[str, dict]
     return by_id, by_number
 
 
+def business_of(invoice: dict) -> str | None:
+    """The Cliniko business of an invoice (`business_id`, else its link)."""
+    if invoice.get("business_id"):
+        return str(invoice["business_id"])
+    link = ((invoice.get("business") or {}).get("links") or {}).get("self") if isinstance(
+        invoice.get("business"), dict) else None
+    return str(link).rstrip("/").rsplit("/", 1)[-1] if link else None
+
+
 def reconcile(practice: Practice, date_from: date, date_to: date, *, cliniko=None, xero=None,
               limit: int = MAX_INVOICES) -> Report:
-    """Compare Cliniko and Xero for invoices issued from `date_from` to `date_to` (inclusive)."""
-    from webapp.practices import active_connection, cliniko_client, xero_budget
+    """Compare Cliniko and Xero for invoices issued from `date_from` to `date_to` (inclusive), per Xero
+    organisation. `xero`: a client for a practice with one organisation, or {connection id: client}."""
+    from webapp.practices import cliniko_client, xero_budget
+    from webapp.sync import routing
     from webapp.xero.connections import client_for
 
     if date_to < date_from:
         raise ReconciliationError("The end date is before the start date.")
     report = Report(practice_id=practice.id, date_from=date_from, date_to=date_to, limit=limit)
-    if xero is None:
-        connection = active_connection(practice)
-        if connection is None:
-            raise ReconciliationError("The practice has no active Xero connection.")
-        xero = client_for(connection, budget=xero_budget())
+    connections = routing.connections(practice.id)
+    default = routing.default_connection(practice.id)
+    if default is None or not any(c.status == "active" for c in connections):
+        raise ReconciliationError("The practice has no active Xero connection.")
+    if xero is not None and not isinstance(xero, dict):
+        xero = {default.id: xero}
+    clients = dict(xero or {})
     cliniko = cliniko or cliniko_client(practice)
 
     invoices, report.too_large = read_cliniko(cliniko, date_from, date_to, limit)
@@ -178,6 +217,7 @@ def reconcile(practice: Practice, date_from: date, date_to: date, *, cliniko=Non
             followups.setdefault(r.cliniko_id, {})[r.kind] = r
 
     prefix = str((practice.settings or {}).get("invoice_number_prefix") or "")
+    routes = routing.routes(practice.id)
 
     def number_of(invoice: dict) -> str | None:
         row = invoice_rows.get(str(invoice["id"]))
@@ -185,31 +225,95 @@ def reconcile(practice: Practice, date_from: date, date_to: date, *, cliniko=Non
             return row.invoice_number
         return f"{prefix}{invoice['number']}" if invoice.get("number") not in (None, "") else None
 
-    ids = sorted({r.xero_id for r in invoice_rows.values() if r.xero_id})
-    numbers = sorted({n for n in (number_of(i) for i in invoices) if n}
-                     - {r.invoice_number for r in invoice_rows.values() if r.xero_id and r.invoice_number})
-    by_id, by_number = read_xero(xero, ids, numbers)
+    def organisation_of(invoice: dict) -> int:
+        """Where the row went (a row in Xero stays there), else where its business is routed now."""
+        row = invoice_rows.get(str(invoice["id"]))
+        if row is not None and row.connection_id is not None:
+            return row.connection_id
+        return routes.get(business_of(invoice) or "") or default.id
 
-    seen_rows: set[str] = set()
+    names = {c.id: c.tenant_name for c in connections}
+    mine: dict[int, list[dict]] = {}
     for invoice in invoices:
-        cid = str(invoice["id"])
-        seen_rows.add(cid)
-        row = invoice_rows.get(cid)
-        number = number_of(invoice)
-        xi = (by_id.get(row.xero_id) if row is not None and row.xero_id else None) or by_number.get(number or "")
-        _compare(report, invoice, number, row, followups.get(cid, {}), xi)
-
-    # Rows issued in the range that Cliniko no longer lists there, but that we put into Xero.
+        mine.setdefault(organisation_of(invoice), []).append(invoice)
+    leftovers: dict[int, list[SyncJob]] = {}
+    seen = set(cliniko_ids)
     for cid, row in invoice_rows.items():
-        if cid in seen_rows or not row.xero_id:
+        if cid not in seen and row.xero_id:
+            leftovers.setdefault(row.connection_id or default.id, []).append(row)
+    order = [c.id for c in connections] + sorted((set(mine) | set(leftovers)) - set(names))
+
+    for connection_id in order:
+        if connection_id not in mine and connection_id not in leftovers and connection_id != default.id:
             continue
-        xi = by_id.get(row.xero_id)  # read above with the others
-        if xi is not None and xi.get("Status") not in GONE_IN_XERO:
-            report.differences.append(Difference(
-                kind="not_in_cliniko", invoice_number=row.invoice_number, cliniko_id=cid, job_id=row.id,
-                message="Synced to Xero, but Cliniko lists no invoice with this id issued in the range.",
-                xero_status=xi.get("Status"), cliniko_amount=money(row.amount), xero_amount=money(xi.get("Total"))))
+        part = Part(connection_id=connection_id, name=names.get(connection_id) or _name_of(connection_id))
+        report.parts.append(part)
+        group, extra_rows = mine.get(connection_id, []), leftovers.get(connection_id, [])
+        if not group and not extra_rows:
+            continue
+        client = clients.get(connection_id)
+        try:
+            if client is None:
+                connection = next((c for c in connections if c.id == connection_id and c.status == "active"), None)
+                if connection is None:
+                    raise ReconciliationError(f"{part.name} is not connected (or needs reconnecting): its "
+                                              f"{len(group) + len(extra_rows)} invoices were not compared.")
+                client = client_for(connection, budget=xero_budget())
+            group_rows = [invoice_rows[str(i["id"])] for i in group if str(i["id"]) in invoice_rows]
+            ids = sorted({r.xero_id for r in group_rows + extra_rows if r.xero_id})
+            numbers = sorted({n for n in (number_of(i) for i in group) if n}
+                             - {r.invoice_number for r in group_rows if r.xero_id and r.invoice_number})
+            by_id, by_number = read_xero(client, ids, numbers)
+        except ReconciliationError as exc:
+            part.error = str(exc)
+            continue
+        except ClientError as exc:
+            if len(connections) <= 1:
+                raise  # one organisation: the screen says Xero could not be read
+            part.error = f"Reading {part.name} failed: {exc.message}"
+            continue
+        sub = Report(practice_id=practice.id, date_from=date_from, date_to=date_to, limit=limit)
+        for invoice in group:
+            cid = str(invoice["id"])
+            row = invoice_rows.get(cid)
+            number = number_of(invoice)
+            xi = (by_id.get(row.xero_id) if row is not None and row.xero_id else None) or by_number.get(number or "")
+            _compare(sub, invoice, number, row, followups.get(cid, {}), xi)
+        # Rows issued in the range that Cliniko no longer lists there, but that we put into this organisation.
+        for row in extra_rows:
+            xi = by_id.get(row.xero_id)  # read above with the others
+            if xi is not None and xi.get("Status") not in GONE_IN_XERO:
+                sub.differences.append(Difference(
+                    kind="not_in_cliniko", invoice_number=row.invoice_number, cliniko_id=row.cliniko_id,
+                    job_id=row.id, message="Synced to Xero, but Cliniko lists no invoice with this id issued in "
+                    "the range.", xero_status=xi.get("Status"), cliniko_amount=money(row.amount),
+                    xero_amount=money(xi.get("Total"))))
+        part.cliniko, part.xero = sub.cliniko, sub.xero
+        part.excluded, part.pending, part.differences = sub.excluded, sub.pending, len(sub.differences)
+        _add(report, sub, part.name if len(connections) > 1 else None)
     return report
+
+
+def _name_of(connection_id: int) -> str:
+    from webapp.models import XeroConnection
+
+    connection = db.session.get(XeroConnection, connection_id)
+    return f"{connection.tenant_name} (disconnected)" if connection is not None else f"organisation {connection_id}"
+
+
+def _add(report: Report, sub: Report, organisation: str | None) -> None:
+    """Fold one organisation's figures and differences into the whole report."""
+    for mine, theirs in ((report.cliniko, sub.cliniko), (report.xero, sub.xero)):
+        mine.count += theirs.count
+        mine.total += theirs.total
+        mine.paid_count += theirs.paid_count
+        mine.paid += theirs.paid
+        mine.removed += theirs.removed
+    report.excluded += sub.excluded
+    report.pending += sub.pending
+    for difference in sub.differences:
+        difference.organisation = organisation
+        report.differences.append(difference)
 
 
 def _compare(report: Report, invoice: dict, number: str | None, row: SyncJob | None, extra: dict[str, SyncJob],
