@@ -5,7 +5,17 @@ import random
 from datetime import UTC, date, datetime, time, timedelta
 
 from .clock import iso, parse_iso
-from .generator import CANCELLATION_REASONS, FIRST_NAMES, LAST_NAMES, STREETS, SUBURBS, ClinicBuilder, _ascii, _features
+from .generator import (
+    CANCELLATION_REASONS,
+    FIRST_NAMES,
+    LAST_NAMES,
+    PATIENT_DEFAULTS,
+    STREETS,
+    SUBURBS,
+    ClinicBuilder,
+    _ascii,
+    _features,
+)
 from .money import dec, reprice_item
 from .state import Account
 
@@ -360,23 +370,7 @@ def _new_patient(b: ClinicBuilder, now: datetime) -> dict:
             "country": "Australia",
             "date_of_birth": (date(1940, 1, 1) + timedelta(days=rng.randrange(365 * 75))).isoformat(),
             "sex": rng.choice(["Female", "Male", None]),
-            "gender": None,
-            "gender_identity": None,
-            "pronouns": None,
-            "medicare": None,
-            "medicare_reference_number": None,
-            "dva_card_number": None,
-            "occupation": None,
-            "emergency_contact": None,
-            "notes": None,
-            "appointment_notes": None,
-            "custom_fields": None,
-            "invoice_default_to": None,
-            "invoice_email": None,
-            "invoice_extra_information": None,
-            "accepted_privacy_policy": True,
-            "accepted_email_marketing": False,
-            "accepted_sms_marketing": False,
+            **PATIENT_DEFAULTS,
             "receives_confirmation_emails": email is not None,
             "reminder_type": "SMS & Email" if email else "SMS",
             "referral_source": None,

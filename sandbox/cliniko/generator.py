@@ -185,6 +185,14 @@ PRODUCTS = [
     ("Posture Brace", "PB-1", "63.6364", 0, "25.0", False),
     ("Kinesio Tape Roll", "KT-5", "13.6364", 0, "4.0", True),
 ]
+# Patient fields the generator leaves at Cliniko's defaults (shared with activity's new patients).
+PATIENT_DEFAULTS = {
+    "gender": None, "gender_identity": None, "pronouns": None, "medicare": None, "medicare_reference_number": None,
+    "dva_card_number": None, "occupation": None, "emergency_contact": None, "notes": None,
+    "appointment_notes": None, "custom_fields": None, "invoice_default_to": None, "invoice_email": None,
+    "invoice_extra_information": None, "accepted_privacy_policy": True, "accepted_email_marketing": False,
+    "accepted_sms_marketing": False,
+}
 CONCESSIONS = ["Pensioner", "Student", "Health Care Card"]
 # name, minutes, billable item index, product index or None, category, colour, telehealth
 APPOINTMENT_TYPES = [
@@ -739,23 +747,7 @@ def _people(account: Account, rng: random.Random, stamp, n_patients: int, anchor
                 "country": "Australia",
                 "date_of_birth": dob.isoformat(),
                 "sex": rng.choice(["Female", "Male", None]),
-                "gender": None,
-                "gender_identity": None,
-                "pronouns": None,
-                "medicare": None,
-                "medicare_reference_number": None,
-                "dva_card_number": None,
-                "occupation": None,
-                "emergency_contact": None,
-                "notes": None,
-                "appointment_notes": None,
-                "custom_fields": None,
-                "invoice_default_to": None,
-                "invoice_email": None,
-                "invoice_extra_information": None,
-                "accepted_privacy_policy": True,
-                "accepted_email_marketing": False,
-                "accepted_sms_marketing": False,
+                **PATIENT_DEFAULTS,
                 "receives_confirmation_emails": email is not None,
                 "reminder_type": "SMS & Email" if email else "SMS",
                 "referral_source": None,

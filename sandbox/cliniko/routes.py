@@ -228,9 +228,9 @@ def create_individual_appointment():
     return jsonify(out), 201, {"Location": out["links"]["self"]}
 
 
-@bp.patch("/individual_appointments/<record_id>")
-def update_individual_appointment(record_id: str):
-    """Change an appointment: 200 with it, 404, or 422 with errors."""
+def _change_appointment(record_id: str, change) -> Response | None:
+    """Apply `change(appointment, body, now)` to a live appointment under the lock; an error response
+    (400 bad JSON, 404) or None when done (validation errors raise and answer 422)."""
     body = _json_body()
     if body is None:
         return jsonify(message="Invalid JSON body"), 400
@@ -239,22 +239,23 @@ def update_individual_appointment(record_id: str):
         appt = _writable_appointment(record_id)
         if appt is None:
             return _not_found()
-        appointments.update(g.account, appt, body, sb.clock.now())
+        change(appt, body, sb.clock.now())
         sb.state.save()
-        return jsonify(render(RESOURCES["individual_appointments"], appt, api_base()))
+    return None
+
+
+@bp.patch("/individual_appointments/<record_id>")
+def update_individual_appointment(record_id: str):
+    """Change an appointment: 200 with it, 404, or 422 with errors."""
+    failed = _change_appointment(record_id, lambda appt, body, now: appointments.update(g.account, appt, body, now))
+    if failed is not None:
+        return failed
+    with sandbox().state.lock:
+        return jsonify(render(RESOURCES["individual_appointments"], g.account.tables["individual_appointments"]
+                              [record_id], api_base()))
 
 
 @bp.patch("/individual_appointments/<record_id>/cancel")
 def cancel_individual_appointment(record_id: str):
     """Cancel an appointment: 204, 404, or 422 with errors."""
-    body = _json_body()
-    if body is None:
-        return jsonify(message="Invalid JSON body"), 400
-    sb = sandbox()
-    with sb.state.lock:
-        appt = _writable_appointment(record_id)
-        if appt is None:
-            return _not_found()
-        appointments.cancel(appt, body, sb.clock.now())
-        sb.state.save()
-    return Response(status=204)
+    return _change_appointment(record_id, appointments.cancel) or Response(status=204)

@@ -9,6 +9,7 @@ from datetime import datetime
 import pytest
 from playwright.sync_api import expect
 
+from tests.support.browser import signed_in as sign_in
 from tests.support.engine import wire_clinic
 from webapp.extensions import db
 from webapp.models import Practice
@@ -31,14 +32,6 @@ def clinic(app, web, make_user, make_practice, xero_app, xero_sandbox):
         practice.poll_cursors = {"invoices": now, "individual_appointments": now}
         db.session.commit()
         yield clinic
-
-
-def sign_in(page, email):
-    page.goto("/login")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_test_id("current-user")).to_contain_text(email)
 
 
 def test_switch_to_appointment_mode_try_it_in_dry_run_then_turn_it_on(clinic, page):

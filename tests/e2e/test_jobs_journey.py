@@ -17,6 +17,7 @@ from tests.admin.test_jobs_support import (
     backfill,
     small_cliniko_app,
 )
+from tests.support.browser import signed_in as sign_in
 from tests.support.engine import wire_clinic
 from webapp.extensions import db
 from webapp.models import SyncJob
@@ -25,14 +26,6 @@ pytestmark = pytest.mark.e2e
 
 PASSWORD = "correct horse battery"
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "jobs.png"
-
-
-def sign_in(page, email):
-    page.goto("/login")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_test_id("current-user")).to_contain_text(email)
 
 
 @pytest.fixture

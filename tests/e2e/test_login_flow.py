@@ -5,16 +5,11 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from tests.support.browser import sign_in
+
 pytestmark = pytest.mark.e2e
 
 PASSWORD = "correct horse battery"
-
-
-def sign_in(page, email, password=PASSWORD):
-    page.goto("/login")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
 
 
 def test_sign_in_see_dashboard_sign_out(page, make_user, make_practice):

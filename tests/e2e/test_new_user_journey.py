@@ -25,6 +25,7 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from tests.conftest import ROOT, subprocess_env
+from tests.support.browser import signed_in as sign_in
 from tests.support.servers import serve
 
 pytestmark = pytest.mark.e2e
@@ -84,14 +85,6 @@ def stack(xero_app, live_server, xero_sandbox, cliniko_sandbox):
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=5)
         log.close()
-
-
-def sign_in(page, email: str) -> None:
-    page.goto("/login")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_test_id("current-user")).to_contain_text(email)
 
 
 def alive(procs) -> None:

@@ -7,19 +7,13 @@ import pytest
 from playwright.sync_api import expect
 
 from sandbox.xero.fixtures import DEMO_ORG_NAME, SECOND_ORG_NAME
+from tests.support.browser import sign_in
 from webapp.extensions import db
 from webapp.models import BusinessRoute, ClinikoRecord, XeroConnection
 
 pytestmark = pytest.mark.e2e
 
 PASSWORD = "correct horse battery"
-
-
-def sign_in(page, email, password=PASSWORD):
-    page.goto("/login")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
 
 
 def consent(page, sandbox, org_name):

@@ -5,17 +5,12 @@ in, and cannot open Users; the spent link is refused."""
 import pytest
 from playwright.sync_api import expect
 
+from tests.support.browser import sign_in
+
 pytestmark = pytest.mark.e2e
 
 PASSWORD = "correct horse battery"
 NEW_PASSWORD = "a fresh passphrase 42"
-
-
-def sign_in(page, email, password=PASSWORD):
-    page.goto("/login")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
 
 
 def test_admin_invites_support_user_who_sets_password_and_signs_in(browser, live_server, page, make_user,

@@ -7,18 +7,12 @@ import pytest
 from playwright.sync_api import expect
 
 from sandbox.xero.fixtures import DEMO_ORG_NAME, SECOND_ORG_NAME
+from tests.support.browser import sign_in
 
 pytestmark = pytest.mark.e2e
 
 PASSWORD = "correct horse battery"
 ARCHIVED_ACCOUNT = "250"  # "Consulting Revenue (old)", ARCHIVED in sandbox/xero/fixtures.py
-
-
-def sign_in(page, email, password=PASSWORD):
-    page.goto("/login")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
 
 
 def option_values(select):
