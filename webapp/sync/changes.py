@@ -343,11 +343,13 @@ def apply_followups(ctx: PracticeContext, invoice_row: SyncJob, siblings: dict[s
         if pay is None:
             # Added to the session and inserted with the page in one statement. A concurrent pass
             # inserting the same row makes this page's commit fail; it is read again next poll.
+            # It goes to its invoice's organisation (as webapp.sync.routing.assign would route it later).
             pay = SyncJob(**_new(invoice_row.practice_id, "payment", invoice_row.cliniko_id,
                                  invoice_number=invoice_row.invoice_number, patient_name=invoice_row.patient_name,
                                  amount=_storable(invoice.get("total_amount")) or Decimal("0"),
                                  parent_cliniko_id=invoice_row.cliniko_id, priority=invoice_row.priority,
-                                 backfill_id=invoice_row.backfill_id, issue_date=invoice_row.issue_date))
+                                 backfill_id=invoice_row.backfill_id, issue_date=invoice_row.issue_date,
+                                 connection_id=invoice_row.connection_id if invoice_row.kind == "invoice" else None))
             db.session.add(pay)
             siblings["payment"] = pay
             made += 1

@@ -11,6 +11,7 @@ any re-send.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -19,8 +20,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import TextClause, func, select, text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import defer
 
 from webapp.clients.errors import (
     AmbiguousError,
@@ -84,6 +87,7 @@ class Item:
     row: SyncJob
     payload: dict | None = None
     key: str | None = None
+    hash: str | None = None  # of the payload, when the row does not hold it yet (payments)
 
 
 class Pusher:
@@ -97,22 +101,36 @@ class Pusher:
         self.result = PushResult()
         self.claimed: list[SyncJob] = []
         self._contacts_to_record: list[tuple[Item, str, str | None]] = []
+        self._attempts: list[dict] = []  # written with the next commit, in one statement
+
+    # -- transactions ---------------------------------------------------------------------------
+    def commit(self) -> None:
+        """Write the attempts recorded since the last commit (one INSERT), then commit."""
+        attempts, self._attempts = self._attempts, []
+        if attempts:
+            db.session.execute(_insert_attempts(), {"rows": json.dumps(attempts)})
+        db.session.commit()
+
+    def rollback(self) -> None:
+        self._attempts = []
+        db.session.rollback()
 
     # -- claiming -------------------------------------------------------------------------------
     def claim(self, kind: str, limit: int | None = None) -> list[SyncJob]:
         """Take up to `limit` (a batch) due rows of this kind for this organisation (live first, then oldest)."""
-        rows = db.session.scalars(
-            select(SyncJob)
+        candidates = (
+            select(SyncJob.id)
             .where(SyncJob.practice_id == self.ctx.practice_id, SyncJob.connection_id == self.ctx.connection.id,
                    SyncJob.kind == kind,
                    SyncJob.status.in_(DUE_STATES), SyncJob.next_attempt_at <= func.now())
             .order_by(SyncJob.priority, SyncJob.next_attempt_at, SyncJob.id)
             .limit(limit or self.batch_size)
             .with_for_update(skip_locked=True)
-        ).all()
-        for row in rows:
-            states.claim(row, self.worker)
-        db.session.commit()
+        )
+        # One statement: lock the due rows nobody else holds, move them to running, return them.
+        rows = states.claim_many(candidates, self.worker)
+        self.commit()
+        rows.sort(key=lambda r: (r.priority, r.next_attempt_at, r.id))
         self.claimed.extend(rows)
         return rows
 
@@ -124,30 +142,36 @@ class Pusher:
                 states.release(row, reason)
                 row.attempts = max(row.attempts - 1, 0)  # not a real attempt
                 row.reconcile = row.reconcile or reconcile
-        db.session.commit()
+        self.commit()
         self.claimed = []
 
     # -- recording ------------------------------------------------------------------------------
     def attempt(self, row: SyncJob, outcome: str, *, batch_id: str, started: float, call: CallRecord | None,
                 body: dict | None, error: str | None = None, response: dict | None = None,
                 key: str | None = None) -> None:
-        db.session.add(SyncAttempt(
+        """Record one attempt with the body sent (written with the next commit, see `commit`)."""
+        now, elapsed = utcnow(), time.monotonic() - started
+        self._attempts.append(dict(
             job_id=row.id, practice_id=row.practice_id, batch_id=batch_id,
-            started_at=utcnow() - timedelta(seconds=time.monotonic() - started),
-            finished_at=utcnow(), outcome=outcome, http_status=call.status if call else None, error=error,
-            duration_ms=int(call.duration_ms) if call and call.duration_ms else
-            int((time.monotonic() - started) * 1000),
-            request_body=to_json(body) if body is not None else None,
+            started_at=(now - timedelta(seconds=elapsed)).isoformat(),
+            finished_at=now.isoformat(), outcome=outcome, http_status=call.status if call else None,
+            error=error.replace("\x00", "") if error else error,
+            duration_ms=int(call.duration_ms) if call and call.duration_ms else int(elapsed * 1000),
+            request_body=to_json(body) if body is not None else None,  # JSON null → SQL NULL
             response_body=to_json(response) if response else None,
             xero_request_id=call.request_id if call else None, idempotency_key=key,
         ))
 
-    def synced(self, row: SyncJob, xero_id: str | None, sent_hash: str | None = None) -> None:
-        row.reconcile = False
-        row.sent_hash = sent_hash or row.payload_hash
-        states.mark_synced(row, xero_id)
-        self.result.synced += 1
-        self.result.by_kind[row.kind] = self.result.by_kind.get(row.kind, 0) + 1
+    def synced(self, row: SyncJob, xero_id: str | None, sent_hash: str | None = None) -> bool:
+        return bool(self.synced_many([(row, xero_id, sent_hash)]))
+
+    def synced_many(self, done: list[tuple]) -> list[SyncJob]:
+        """Rows Xero accepted, (row, xero_id[, sent_hash[, payload_hash]]) each: synced in one statement."""
+        rows = states.mark_synced_many(done)
+        for row in rows:
+            self.result.synced += 1
+            self.result.by_kind[row.kind] = self.result.by_kind.get(row.kind, 0) + 1
+        return rows
 
     def errored(self, row: SyncJob, explanation: Explanation, detail: dict | None = None) -> None:
         row.reconcile = row.reconcile or explanation.outcome_unknown
@@ -178,7 +202,7 @@ class Pusher:
             self.attempt(item.row, "ambiguous" if exc.outcome_unknown else "error", batch_id=batch_id,
                          started=started, call=exc.call, body=item.payload, error=exc.message, key=key)
             self.errored(item.row, explanation, detail)
-        db.session.commit()
+        self.commit()
         if isinstance(exc, AuthError):
             self._connection_refused(exc.message)
             raise ConnectionGone(exc.message)
@@ -194,7 +218,7 @@ class Pusher:
             db.session.add(AuditEntry(actor="system", action="xero.needs_reconnect", object_type="xero_connection",
                                       object_id=str(connection.id), practice_id=connection.practice_id,
                                       details={"reason": connection.last_error}))
-            db.session.commit()
+            self.commit()
 
     def looked_up(self, items: list[Item], lookup: Callable[[list[Item]], object]) -> bool:
         """Run a look-up in Xero for these items; if Xero cannot answer, they wait (still flagged)."""
@@ -249,14 +273,10 @@ class Pusher:
         if not items:
             return []
         found = {c.get("ContactNumber"): c for c in self.xero.contacts(contact_numbers=[i.key for i in items])}
-        adopted = []
-        for item in items:
-            contact = found.get(item.key)
-            if contact:
-                self._contact_synced(item, contact["ContactID"], contact.get("Name"))
-                adopted.append(item)
+        adopted = self._contacts_synced([(item, found[item.key]["ContactID"], found[item.key].get("Name"))
+                                         for item in items if found.get(item.key)])
         self._record_contacts()
-        db.session.commit()
+        self.commit()
         return adopted
 
     def _send_contacts(self, method: str, items: list[Item], retry_names: bool = True) -> None:
@@ -268,7 +288,7 @@ class Pusher:
             self.call_failed(items, exc, batch_id, started, key)
             return
         self.result.batches += 1
-        renamed, taken_numbers = [], []
+        renamed, taken_numbers, accepted = [], [], []
         for item, element in zip(items, elements, strict=True):
             outcome = result.outcomes.get(item.key) or result.outcomes.get(item.row.xero_id or "")
             if outcome is None:
@@ -277,7 +297,7 @@ class Pusher:
             self.attempt(item.row, "synced" if outcome.ok else "error", batch_id=batch_id, started=started,
                          call=result.call, body=element, error="; ".join(outcome.errors) or None, key=key)
             if outcome.ok:
-                self._contact_synced(item, outcome.xero_id, element.get("Name"))
+                accepted.append((item, outcome.xero_id, element.get("Name")))
             elif retry_names and any(NAME_TAKEN in e for e in outcome.errors):
                 renamed.append(item)
             elif any("ContactNumber" in e and ("unique" in e or "already" in e) for e in outcome.errors):
@@ -286,23 +306,28 @@ class Pusher:
                 self.errored(item.row, explain_messages(list(outcome.errors)), {
                     "http_status": result.call.status if result.call else None,
                     "request_id": result.call.request_id if result.call else None})
+        self._contacts_synced(accepted)
         self._record_contacts()
-        db.session.commit()
+        self.commit()
         if taken_numbers:
             adopted = self._adopt_contacts(taken_numbers)
             for item in taken_numbers:
-                if item not in adopted:
+                if item not in adopted and item.row.status == "running":
                     self.errored(item.row, explain_messages(["ContactNumber already in use in Xero"]))
-            db.session.commit()
+            self.commit()
         if renamed:
             # Another contact holds this name: keep the patients apart instead of merging them.
             for item in renamed:
                 item.payload = dict(item.payload, Name=disambiguated_name(item.payload["Name"], item.key))
             self._send_contacts(method, renamed, retry_names=False)
 
-    def _contact_synced(self, item: Item, contact_id: str, name: str | None) -> None:
-        self.synced(item.row, contact_id)
-        self._contacts_to_record.append((item, contact_id, name))
+    def _contacts_synced(self, accepted: list[tuple[Item, str, str | None]]) -> list[Item]:
+        """Contacts Xero holds now, (item, ContactID, name used) each: synced in one statement, recorded with
+        the next `_record_contacts`. Returns the items synced."""
+        written = {r.id for r in self.synced_many([(item.row, contact_id) for item, contact_id, _ in accepted])}
+        done = [a for a in accepted if a[0].row.id in written]
+        self._contacts_to_record.extend(done)
+        return [item for item, _, _ in done]
 
     def _record_contacts(self) -> None:
         """Write the contacts synced since the last commit (one upsert) and release the invoices that
@@ -352,7 +377,7 @@ class Pusher:
                 payload["InvoiceID"] = row.xero_id
             row.payload_hash = built.hash
             items.append(Item(row, payload, payload["InvoiceNumber"]))
-        db.session.commit()
+        self.commit()
         return items
 
     def send_invoices(self, items: list[Item]) -> None:
@@ -364,7 +389,8 @@ class Pusher:
             return {}
         found = db.session.scalars(select(SyncJob).where(
             SyncJob.practice_id == self.ctx.practice_id, SyncJob.kind == "contact",
-            SyncJob.connection_id == self.ctx.connection.id, SyncJob.cliniko_id.in_(ids)))
+            SyncJob.connection_id == self.ctx.connection.id, SyncJob.cliniko_id.in_(ids))
+            .options(defer(SyncJob.source)))  # only state, Xero id and reason are read
         return {r.cliniko_id: r for r in found}
 
     def _adopt_invoices(self, items: list[Item]) -> None:
@@ -377,7 +403,7 @@ class Pusher:
             existing = found.get(item.key)
             if existing is not None:
                 self._adopt_or_conflict(item, existing)
-        db.session.commit()
+        self.commit()
 
     def _adopt_or_conflict(self, item: Item, existing: dict) -> None:
         ours = item.payload.get("Contact", {}).get("ContactID")
@@ -390,8 +416,8 @@ class Pusher:
                 "Check the invoice in Xero; if it should be sent again, change the invoice number prefix or "
                 "restore it in Xero, then re-queue."))
         elif ours == theirs and (expected is None or total == expected):
-            self.synced(item.row, existing.get("InvoiceID"))
-            apply_followups(self.ctx, item.row)
+            if self.synced(item.row, existing.get("InvoiceID")):
+                apply_followups(self.ctx, item.row)
         else:
             self.errored(item.row, Explanation(
                 "conflict", f"Xero already has an invoice {item.key} that differs from Cliniko's "
@@ -410,19 +436,19 @@ class Pusher:
                 self.attempt(item.row, "ambiguous", batch_id=batch_id, started=started, call=exc.call,
                              body=item.payload, error=exc.message, key=key)
                 item.row.reconcile = True
-            db.session.commit()
+            self.commit()
             if self.looked_up(items, self._adopt_invoices):
                 explanation = explain_exception(exc)
                 for item in items:
                     if item.row.status == "running":
                         self.errored(item.row, explanation, {"request_id": exc.request_id})
-                db.session.commit()
+                self.commit()
             return
         except ClientError as exc:
             self.call_failed(items, exc, batch_id, started, key)
             return
         self.result.batches += 1
-        duplicates, synced = [], []
+        duplicates, accepted = [], []
         for item in items:
             outcome = result.outcomes.get(item.key) or result.outcomes.get(item.row.xero_id or "")
             if outcome is None:
@@ -431,8 +457,7 @@ class Pusher:
             self.attempt(item.row, "synced" if outcome.ok else "error", batch_id=batch_id, started=started,
                          call=result.call, body=item.payload, error="; ".join(outcome.errors) or None, key=key)
             if outcome.ok:
-                self.synced(item.row, outcome.xero_id)
-                synced.append(item.row)
+                accepted.append((item.row, outcome.xero_id))
             elif not item.row.xero_id and any(NUMBER_TAKEN in e for e in outcome.errors):
                 duplicates.append(item)
             else:
@@ -440,17 +465,18 @@ class Pusher:
                     "http_status": result.call.status if result.call else None,
                     "request_id": result.call.request_id if result.call else None,
                     "validation_errors": list(outcome.errors)})
+        synced = self.synced_many(accepted)
         siblings = followup_rows(self.ctx.practice_id, [r.cliniko_id for r in synced])
         for row in synced:
             apply_followups(self.ctx, row, siblings.get(row.cliniko_id, {}))
-        db.session.commit()
+        self.commit()
         if duplicates:
             # "Invoice # must be unique." on a row we believe unsent: adopt it if it is ours.
             self._adopt_invoices(duplicates)
             for item in duplicates:
                 if item.row.status == "running":
                     self.errored(item.row, explain_messages([f"{NUMBER_TAKEN}."]))
-            db.session.commit()
+            self.commit()
 
     def _unknown(self, item: Item, batch_id: str, started: float, call, body, key) -> None:
         self.attempt(item.row, "ambiguous", batch_id=batch_id, started=started, call=call, body=body,
@@ -473,9 +499,8 @@ class Pusher:
                 states.mark_failed(row, built.error.category, built.error.reason, built.error.fix)
                 self.result.failed += 1
                 continue
-            row.payload_hash = built.hash
-            items.append(Item(row, built.payload, built.payload["Reference"]))
-        db.session.commit()
+            items.append(Item(row, built.payload, built.payload["Reference"], built.hash))
+        self.commit()
         return items
 
     def send_payments(self, items: list[Item]) -> None:
@@ -483,10 +508,10 @@ class Pusher:
             for item in found:
                 existing = self._existing_payment(item)
                 if existing is not None:
-                    self.synced(item.row, existing)
+                    self.synced_many([(item.row, existing, item.hash, item.hash)])
 
         self.looked_up([i for i in items if i.row.reconcile], adopt)
-        db.session.commit()
+        self.commit()
         pending = [i for i in items if i.row.status == "running"]
         if not pending:
             return
@@ -497,6 +522,7 @@ class Pusher:
             self.call_failed(pending, exc, batch_id, started, key)
             return
         self.result.batches += 1
+        accepted = []
         for item in pending:
             outcome = result.outcomes.get(item.key)
             if outcome is None:
@@ -505,17 +531,20 @@ class Pusher:
             self.attempt(item.row, "synced" if outcome.ok else "error", batch_id=batch_id, started=started,
                          call=result.call, body=item.payload, error="; ".join(outcome.errors) or None, key=key)
             if outcome.ok:
-                self.synced(item.row, outcome.xero_id)
+                accepted.append((item.row, outcome.xero_id, item.hash, item.hash))
             else:
                 self.errored(item.row, explain_messages(list(outcome.errors)), {
                     "http_status": result.call.status if result.call else None,
                     "validation_errors": list(outcome.errors)})
-        db.session.commit()
+        self.synced_many(accepted)
+        self.commit()
 
-    def _invoice_rows(self, rows: list[SyncJob]) -> dict[str, SyncJob]:
-        found = db.session.scalars(select(SyncJob).where(
+    def _invoice_rows(self, rows: list[SyncJob], with_source: bool = False) -> dict[str, SyncJob]:
+        query = select(SyncJob).where(
             SyncJob.practice_id == self.ctx.practice_id, SyncJob.kind.in_(INVOICE_KINDS),
-            SyncJob.cliniko_id.in_([r.cliniko_id for r in rows])).order_by(SyncJob.kind))
+            SyncJob.cliniko_id.in_([r.cliniko_id for r in rows])).order_by(SyncJob.kind)
+        # The Cliniko snapshot is the bulk of a row; payments need only the invoice's state and Xero id.
+        found = db.session.scalars(query if with_source else query.options(defer(SyncJob.source)))
         # An `invoice` row wins over an `appointment` row with the same id (appointment first, then overwritten).
         return {r.cliniko_id: r for r in found}
 
@@ -530,7 +559,7 @@ class Pusher:
 
     # -- removals and voids ---------------------------------------------------------------------
     def push_singles(self, rows: list[SyncJob], kind: str) -> None:
-        invoices = self._invoice_rows(rows)
+        invoices = self._invoice_rows(rows, with_source=True)
         for row in rows:
             invoice = invoices.get(row.cliniko_id)
             key, batch_id, started = str(uuid.uuid4()), str(uuid.uuid4()), time.monotonic()
@@ -554,7 +583,7 @@ class Pusher:
                     self.synced(row, target)  # already removed
                 else:
                     self.errored(row, explain_exception(exc), {"http_status": exc.status})
-                db.session.commit()
+                self.commit()
                 continue
             except ClientError as exc:
                 self.call_failed([Item(row, body)], exc, batch_id, started, key)
@@ -563,12 +592,11 @@ class Pusher:
             self.attempt(row, "synced" if outcome.ok else "error", batch_id=batch_id, started=started,
                          call=self.xero.last_call, body=body, error="; ".join(outcome.errors) or None, key=key)
             if outcome.ok:
-                self.synced(row, outcome.xero_id)
-                if invoice is not None:
+                if self.synced(row, outcome.xero_id) and invoice is not None:
                     apply_followups(self.ctx, invoice)
             else:
                 self.errored(row, explain_messages(list(outcome.errors)))
-            db.session.commit()
+            self.commit()
 
     def _void_call(self, invoice: SyncJob, status: str, key: str) -> Callable:
         if status == "VOIDED":
@@ -588,11 +616,14 @@ class Pusher:
         items: list[Item] = []
         claimed = False
         while len(items) < self.batch_size:
-            rows = self.claim(kind, self.batch_size - len(items))
+            want = self.batch_size - len(items)
+            rows = self.claim(kind, want)
             if not rows:
                 break
             claimed = True
             items.extend(prepare(rows))
+            if len(rows) < want:
+                break  # fewer were due than wanted: claiming again now would find nothing more
         if items:
             send(items)
         return claimed
@@ -618,7 +649,7 @@ class Pusher:
                 progressed = False
                 # Follow-ups made by the last pass (a payment once its invoice is in) get their organisation.
                 if routing.assign(self.ctx.practice_id):
-                    db.session.commit()
+                    self.commit()
                 for kind in ORDER:
                     while time.monotonic() < deadline:
                         if kind in batched:
@@ -628,7 +659,7 @@ class Pusher:
                             done = bool(rows)
                             if rows:
                                 self.push_singles(rows, kind)
-                        db.session.commit()
+                        self.commit()
                         self.claimed = []
                         if not done:
                             break
@@ -637,15 +668,33 @@ class Pusher:
             self.result.reschedule_at = exc.at
             self.result.stopped = exc.reason
         except (ConnectionGone, ConnectionUnavailable) as exc:
-            db.session.rollback()
+            self.rollback()
             self.release_claimed("Xero connection unavailable")
             self.result.stopped = str(exc)
         except BaseException:
             # Shutdown (SIGTERM) or a bug: give the rows back; what was in flight is looked up first.
-            db.session.rollback()
+            self.rollback()
             self.release_claimed("interrupted", reconcile=True)
             raise
         return self.result
+
+
+ATTEMPT_COLUMNS = ("job_id", "practice_id", "batch_id", "started_at", "finished_at", "outcome", "http_status", "error",
+                   "duration_ms", "request_body", "response_body", "xero_request_id", "idempotency_key")
+_insert_attempts_sql: TextClause | None = None
+
+
+def _insert_attempts() -> TextClause:
+    """All attempts of a commit in one INSERT from one JSON array parameter: one statement (the statement-level
+    trigger on sync_attempts runs once), a constant text (parsed and planned once per connection)."""
+    global _insert_attempts_sql
+    if _insert_attempts_sql is None:
+        table = SyncAttempt.__table__
+        types = ", ".join(f"{c} {table.c[c].type.compile(dialect=postgresql.dialect())}" for c in ATTEMPT_COLUMNS)
+        names = ", ".join(ATTEMPT_COLUMNS)
+        _insert_attempts_sql = text(f"INSERT INTO sync_attempts ({names}) SELECT {names} "  # noqa: S608 (constants)
+                                    f"FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r({types})")
+    return _insert_attempts_sql
 
 
 def _decimal(value):

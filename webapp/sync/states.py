@@ -7,8 +7,13 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
+from sqlalchemy import Select, text, update
+from sqlalchemy.orm.attributes import set_committed_value
+
+from webapp.extensions import db
 from webapp.models import SyncJob, utcnow
 
 logger = logging.getLogger(__name__)
@@ -64,6 +69,86 @@ def claim(job: SyncJob, worker: str, now: datetime | None = None) -> None:
     job.claimed_by = worker
     job.heartbeat_at = now
     job.attempts += 1
+
+
+def sources_of(to_status: str) -> tuple[str, ...]:
+    """The states the machine allows to move to `to_status` (for set-based changes checked in SQL)."""
+    return tuple(sorted(s for s, targets in TRANSITIONS.items() if to_status in targets))
+
+
+def claim_many(candidates: Select, worker: str, now: datetime | None = None) -> list[SyncJob]:
+    """Claim in one statement the rows whose ids `candidates` selects (the caller's filter, order, limit and
+    `FOR UPDATE SKIP LOCKED`): each one still in a state that may become `running` moves there, counts an
+    attempt and gets `claimed_by` and `heartbeat_at`, like `claim`. Rows in any other state are left alone.
+    Returns the claimed rows (loaded, in no particular order); the caller commits."""
+    now = now or utcnow()
+    stmt = (update(SyncJob)
+            .where(SyncJob.id.in_(candidates.scalar_subquery()), SyncJob.status.in_(sources_of("running")))
+            .values(status="running", claimed_by=worker, heartbeat_at=now, attempts=SyncJob.attempts + 1,
+                    updated_at=now)
+            .returning(SyncJob))
+    rows = list(db.session.scalars(stmt, execution_options={"synchronize_session": False,
+                                                            "populate_existing": True}))
+    logger.debug("claimed %s rows for %s", len(rows), worker)
+    return rows
+
+
+# One statement for a batch (a statement-level trigger on sync_jobs runs once, not once per row); the text is
+# constant, so it is parsed and planned once per connection. Cleared columns are SQL NULL (error_detail too).
+_SYNCED_MANY = text("""
+    UPDATE sync_jobs AS j
+    SET status = 'synced', xero_id = coalesce(v.xero_id, j.xero_id), sent_hash = v.sent_hash,
+        payload_hash = coalesce(v.payload_hash, j.payload_hash), synced_at = :now, reconcile = false,
+        updated_at = :now, claimed_by = NULL, heartbeat_at = NULL, next_attempt_at = NULL, status_reason = NULL,
+        failure_reason = NULL, suggested_fix = NULL, error_category = NULL, error_detail = NULL
+    FROM unnest(CAST(:ids AS integer[]), CAST(:xero_ids AS varchar[]), CAST(:sent AS varchar[]),
+                CAST(:payload AS varchar[])) AS v(id, xero_id, sent_hash, payload_hash)
+    WHERE j.id = v.id AND j.status = ANY(CAST(:sources AS varchar[]))
+    RETURNING j.id
+""")
+
+
+def mark_synced_many(done: Iterable[tuple], now: datetime | None = None) -> list[SyncJob]:
+    """`mark_synced` for many running rows in one statement: (row, xero_id, sent_hash[, payload_hash]) each;
+    also clears `reconcile`, records `sent_hash` (the row's `payload_hash` when None) and, when given, the
+    `payload_hash` of what was sent (else the column is left as it is). Every row is checked against
+    the machine first (InvalidTransition, nothing written), and the statement only touches rows still
+    `running` in the database: a row moved meanwhile by someone else (e.g. the reaper released it, flagged
+    for a look-up) is left as the database has it, reloaded, and not returned. The rows written are
+    updated in place as the database now holds them and returned. The caller commits."""
+    done = list(done)
+    if not done:
+        return []
+    done = [(job, xero_id, sent_hash, payload_hash) for job, xero_id, sent_hash, payload_hash in
+            (tuple(d) + (None,) * (4 - len(d)) for d in done)]
+    for job, *_ in done:
+        if not can_move(job.status, "synced"):
+            raise InvalidTransition(job, "synced")
+    db.session.flush()  # what is pending on these rows first, so the statement below is the last word
+    now = now or utcnow()
+    rows = {job.id: (xero_id or job.xero_id, sent_hash or payload_hash or job.payload_hash, payload_hash)
+            for job, xero_id, sent_hash, payload_hash in done}
+    cleared = {"claimed_by": None, "heartbeat_at": None, "next_attempt_at": None, "status_reason": None,
+               "failure_reason": None, "suggested_fix": None, "error_category": None, "error_detail": None}
+    written = set(db.session.execute(_SYNCED_MANY, {
+        "ids": list(rows), "xero_ids": [w[0] for w in rows.values()], "sent": [w[1] for w in rows.values()],
+        "payload": [w[2] for w in rows.values()], "now": now, "sources": list(sources_of("synced"))}).scalars())
+    result = []
+    for job, *_ in done:
+        if job.id not in written:
+            logger.warning("job %s was no longer running when Xero accepted it; left as it is", job.id)
+            db.session.expire(job)
+            continue
+        result.append(job)
+        xero_id, sent_hash, payload_hash = rows[job.id]
+        committed = {"status": "synced", "xero_id": xero_id, "sent_hash": sent_hash, "synced_at": now,
+                     "reconcile": False, "updated_at": now, **cleared}
+        if payload_hash is not None:
+            committed["payload_hash"] = payload_hash
+        for name, value in committed.items():
+            set_committed_value(job, name, value)
+    logger.debug("%s rows synced", len(result))
+    return result
 
 
 def mark_synced(job: SyncJob, xero_id: str | None, now: datetime | None = None) -> None:
