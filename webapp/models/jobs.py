@@ -69,6 +69,9 @@ class SyncJob(TimestampMixin, Base):
         Index("ix_sync_jobs_connection_due", "connection_id", "kind", "status", "next_attempt_at"),
         # Rows not routed to an organisation yet (webapp.sync.routing.assign): few, and found at once.
         Index("ix_sync_jobs_unrouted", "practice_id", postgresql_where=text("connection_id IS NULL")),
+        # The push's claim (webapp.sync.push.Pusher.claim) reads due rows in its order, with no sort.
+        Index("ix_sync_jobs_claim", "connection_id", "kind", "priority", "next_attempt_at", "id",
+              postgresql_where=text("status IN ('pending', 'retrying')")),
         # Appointment mode: is this appointment's Cliniko invoice already a row (webapp.sync.appointments)?
         Index("ix_sync_jobs_invoice_appointment", "practice_id", text("((source -> 'invoice') ->> 'appointment_id')"),
               postgresql_where=text("kind = 'invoice'")),
