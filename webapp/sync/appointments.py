@@ -26,7 +26,7 @@ from sqlalchemy import literal_column, select
 from webapp.clients.cliniko import ClinikoClient
 from webapp.extensions import db
 from webapp.models import Practice, SyncJob, utcnow
-from webapp.sync import catalogue, plans, states
+from webapp.sync import catalogue, plans
 from webapp.sync.changes import (
     Counts,
     _ensure_rows,
@@ -34,7 +34,9 @@ from webapp.sync.changes import (
     _new,
     _on_invoice_change,
     _rows,
+    _unreadable,
     minimal_patient,
+    store_source,
     upsert_contacts,
 )
 from webapp.sync.context import PracticeContext
@@ -133,11 +135,7 @@ def record(ctx: PracticeContext, client: ClinikoClient, appointments: list[dict]
                             invoiced.get(str(appt["id"])), now, counts)
             except Exception as exc:  # one unreadable appointment must not block the page or the cursor
                 logger.exception("appointment %s of practice %s could not be read", row.cliniko_id, ctx.practice_id)
-                row.source = row.source if row.source is not None else {}
-                if row.status in ("pending", "retrying", "waiting"):
-                    states.fail_unreadable(row, f"Cliniko sent data for this appointment that could not be read "
-                                                f"({type(exc).__name__}: {str(exc)[:300]}).",
-                                           "Check the appointment in Cliniko; its next change is read again.")
+                _unreadable(row, exc, "appointment")
     return counts
 
 
@@ -179,8 +177,6 @@ def _upsert_one(ctx: PracticeContext, row: SyncJob, appt: dict, cat: Catalogue, 
                 invoice_row: SyncJob | None, now: datetime, counts: Counts) -> None:
     source = _source(ctx, appt, cat, patient, invoice_row, now)
     built = plans.appointment(ctx, source)
-    new_hash = built.hash or sha256_of(source)
-    is_new = row.source is None
     invoice = from_json(source.get("invoice")) or {}
     row.invoice_number = f"{ctx.settings.invoice_number_prefix}A{row.cliniko_id}"
     row.patient_name = (patient_name(patient)[0] if patient else None) or row.patient_name or appt.get("patient_name")
@@ -193,16 +189,7 @@ def _upsert_one(ctx: PracticeContext, row: SyncJob, appt: dict, cat: Catalogue, 
         row.issue_date = starts
     row.source_updated_at = _moment(appt.get("updated_at"))
     row.parent_cliniko_id = str(appt.get("patient_id")) if appt.get("patient_id") else None
-    changed = row.payload_hash != new_hash
-    row.source = source
-    row.payload_hash = new_hash
-    if is_new:
-        counts.created += 1
-    elif changed:
-        counts.updated += 1
-    else:
-        counts.unchanged += 1
-    if not (changed or is_new):
+    if not store_source(row, source, built.hash or sha256_of(source), counts):
         return
     if built.skip and row.status == "synced":
         # Already a Xero invoice: say so on the row; voiding a sent visit is a person's decision.

@@ -211,12 +211,27 @@ def upsert_invoices(ctx: PracticeContext, invoices: list[dict], items_by_invoice
     return counts
 
 
-def _unreadable(row: SyncJob, exc: Exception) -> None:
+def _unreadable(row: SyncJob, exc: Exception, what: str = "invoice") -> None:
     row.source = row.source if row.source is not None else {}
     if row.status in ("pending", "retrying", "waiting"):
-        states.fail_unreadable(row, f"Cliniko sent data for this invoice that could not be read "
+        states.fail_unreadable(row, f"Cliniko sent data for this {what} that could not be read "
                                     f"({type(exc).__name__}: {str(exc)[:300]}).",
-                               "Check the invoice in Cliniko and correct it; the next change to it is read again.")
+                               f"Check the {what} in Cliniko and correct it; the next change to it is read again.")
+
+
+def store_source(row: SyncJob, source: dict, new_hash: str, counts: Counts) -> bool:
+    """Keep what was read and its payload hash on the row, count it; True when it is new or changed."""
+    is_new = row.source is None
+    changed = row.payload_hash != new_hash
+    row.source = source
+    row.payload_hash = new_hash
+    if is_new:
+        counts.created += 1
+    elif changed:
+        counts.updated += 1
+    else:
+        counts.unchanged += 1
+    return is_new or changed
 
 
 def _upsert_one(ctx, invoice, row, items_by_invoice, patients, followups, counts,
@@ -233,20 +248,9 @@ def _upsert_one(ctx, invoice, row, items_by_invoice, patients, followups, counts
             f"The appointment of this invoice is already in Xero as {appointment_row.invoice_number} "
             "(invoiced from the completed appointment); it is not invoiced twice")
     built = plans.invoice(ctx, source)
-    new_hash = built.hash or sha256_of(source)
-    is_new = row.source is None
     for name, value in _invoice_fields(ctx, invoice, patient).items():
         setattr(row, name, value)
-    changed = row.payload_hash != new_hash
-    row.source = source
-    row.payload_hash = new_hash
-    if is_new:
-        counts.created += 1
-    elif changed:
-        counts.updated += 1
-    else:
-        counts.unchanged += 1
-    if changed or is_new:
+    if store_source(row, source, built.hash or sha256_of(source), counts):
         _on_invoice_change(row, built)
     elif row.status == "skipped" and row.status_reason == CANCELLED and not built.skip:
         states.requeue(row)  # a cancelled backfill's row, discovered again
