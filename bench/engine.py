@@ -135,6 +135,77 @@ def profile(args) -> dict:
     }
 
 
+SPY_RATE = 200  # samples a second
+
+
+def _activity(stack: str) -> str:
+    """What a sampled stack (root first, `;`-separated frames) was doing."""
+    leaf = stack.rsplit(";", 1)[-1]
+    if "psycopg" in stack:
+        return "postgres: waiting for the server" if "wait" in leaf else "postgres: driver"
+    if any(x in stack for x in ("urllib3", "http/client", "socket.py", "requests/")):
+        if "clients/xero.py" in stack:
+            return "http: sandbox Xero"
+        if "clients/cliniko.py" in stack:
+            return "http: sandbox Cliniko"
+        return "http: other"
+    if "sqlalchemy" in stack:
+        return "sqlalchemy"
+    if "cliniko_records.py" in stack or "snapshot.py" in stack:
+        return "python: snapshot conversion"
+    if "mapping_" in stack or "plans.py" in stack:
+        return "python: mapping and payloads"
+    if "json" in stack:
+        return "python: json"
+    return "python: other"
+
+
+def _phase(stack: str) -> str:
+    if "sync/backfill.py" in stack:
+        return "discovery"
+    if "sync/push.py" in stack:
+        return "push"
+    return "other"
+
+
+def sample(args) -> dict:
+    """The same in-process run under py-spy (wall-clock sampling, idle included: where the time goes,
+    including waits on Postgres and HTTP that cProfile does not show as such)."""
+    import shutil
+    import subprocess
+
+    spy = shutil.which("py-spy") or str(ROOT / ".venv" / "bin" / "py-spy")
+    raw = ROOT / ".run" / "bench" / "engine-spy.txt"
+    with Stack(db="cliniko_xero_bench_engine", redis_db=11, env=SERVICE_LIMITS_OFF) as stack:
+        stack.start_xero(window=60, limits=XERO_LIMITS_OFF)
+        stack.start_cliniko(seed=args.seed, patients=args.patients, invoices=args.invoices,
+                            calls_per_minute=CLINIKO_CPM)
+        stack.wire(SLUG)
+        since = (date.today() - timedelta(days=400)).isoformat()
+        cmd = [spy, "record", "--idle", "--format", "raw", "--rate", str(SPY_RATE), "-o", str(raw), "--",
+               *FLASK, "sync", "backfill", SLUG, "--since", since, "--wait", "--timeout", str(args.timeout)]
+        r = subprocess.run(cmd, cwd=ROOT, env=stack.env, capture_output=True, text=True, timeout=args.timeout + 60)
+        if r.returncode != 0:
+            raise RuntimeError(r.stderr[-2000:])
+    table: dict[str, dict[str, float]] = {}
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        phase = table.setdefault(_phase(stack), {})
+        activity = _activity(stack)
+        phase[activity] = phase.get(activity, 0.0) + int(count) / SPY_RATE
+    return {
+        "command": "py-spy record --idle --format raw -- python -m flask --app wsgi sync backfill engine --since … "
+                   "--wait",
+        "wall_seconds_by_phase": {phase: round(sum(v.values()), 2) for phase, v in table.items()},
+        "wall_seconds_by_phase_and_activity": {
+            phase: dict(sorted(((k, round(v, 2)) for k, v in acts.items()), key=lambda kv: -kv[1]))
+            for phase, acts in table.items()},
+        "raw": str(raw.relative_to(ROOT)),
+    }
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--invoices", type=int, default=10_000)
@@ -142,7 +213,9 @@ def main() -> int:
     ap.add_argument("--workers", default="1,2", help="comma-separated worker counts")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=1800)
-    ap.add_argument("--profile", action="store_true", help="also profile one in-process run")
+    ap.add_argument("--profile", action="store_true", help="also profile one in-process run (cProfile)")
+    ap.add_argument("--sample", action="store_true",
+                    help="also sample one in-process run with py-spy: wall time by phase and activity")
     args = ap.parse_args()
     result = {"bench": "engine", "machine": harness.machine(),
               "sizes": {"invoices": args.invoices, "patients": args.patients}, "runs": []}
@@ -155,6 +228,9 @@ def main() -> int:
     if args.profile:
         log("profiled in-process run")
         result["profile"] = profile(args)
+    if args.sample:
+        log("sampled in-process run (py-spy)")
+        result["sampled"] = sample(args)
     harness.emit(result)
     return 0 if all(result.get("target", {}).values()) else 1
 

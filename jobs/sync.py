@@ -119,17 +119,15 @@ def run_backfill(backfill_id: int) -> dict:
     """Discover every invoice of a backfill (resumable; cancellable between pages)."""
     from webapp.sync.backfill import run
 
-    started = []
-
     def start_pushing(row) -> None:
         from webapp.sync import routing
 
         if routing.assign(row.practice_id):  # each page's rows go to their businesses' organisations
             db.session.commit()
-        # Push while discovery goes on: the first page's rows need not wait for the last page.
-        if not started:
-            enqueue_push(row.practice_id, queue_name="backfill")
-            started.append(True)
+        # Push while discovery goes on: each page's rows need not wait for the last page. After every page,
+        # not just the first: a push that has sent everything found so far ends, and Cliniko's rate limit
+        # makes discovery the slower of the two (a push already queued is not queued twice).
+        enqueue_push(row.practice_id, queue_name="backfill")
 
     backfill = run(backfill_id, on_page=start_pushing)
     if backfill is not None and backfill.state in ("running", "done"):

@@ -41,21 +41,49 @@ def parse_timestamp(value: str) -> datetime:
     return parsed
 
 
+#: What each field name calls for (worked out once per name: records repeat the same few dozen names).
+_PLAIN, _DECIMAL, _TIMESTAMP, _DATE, _ID = range(5)
+_KINDS: dict[str, int] = {}
+
+
+def _kind(key: str) -> int:
+    kind = _KINDS.get(key)
+    if kind is None:
+        if key in DECIMAL_FIELDS:
+            kind = _DECIMAL
+        elif key.endswith("_at"):
+            kind = _TIMESTAMP
+        elif key in DATE_FIELDS:
+            kind = _DATE
+        elif key == "id" or key.endswith("_id"):
+            kind = _ID
+        else:
+            kind = _PLAIN
+        if len(_KINDS) < 10_000:  # names come from Cliniko's schema; never let odd input grow it without end
+            _KINDS[key] = kind
+    return kind
+
+
+def _decimal(value: Any) -> Decimal:
+    result = Decimal(str(value).strip())
+    if not result.is_finite():
+        raise ValueError(value)
+    return result
+
+
 def _convert_field(key: str, value: Any) -> Any:
-    if value is None or isinstance(value, bool):
+    if value is None or value is True or value is False:
         return value
-    if key in DECIMAL_FIELDS and isinstance(value, str | int | Decimal):
-        result = Decimal(str(value).strip())
-        if not result.is_finite():
-            raise ValueError(value)
-        return result
-    if key.endswith("_at") and isinstance(value, str):
-        return parse_timestamp(value)
-    if key in DATE_FIELDS and isinstance(value, str):
-        return date.fromisoformat(value)
-    if (key == "id" or key.endswith("_id")) and isinstance(value, int | str):
-        return str(value)
-    return value
+    kind = _kind(key)
+    if kind == _PLAIN:
+        return value
+    if kind == _DECIMAL:
+        return _decimal(value) if isinstance(value, str | int | Decimal) else value
+    if kind == _ID:
+        return str(value) if isinstance(value, int | str) else value
+    if not isinstance(value, str):
+        return value
+    return parse_timestamp(value) if kind == _TIMESTAMP else date.fromisoformat(value)
 
 
 def convert(record: Any) -> Any:
@@ -66,20 +94,25 @@ def convert(record: Any) -> Any:
         return record
     result: dict[str, Any] = {}
     invalid: dict[str, Any] = {}
+    relations: dict[str, str] = {}
     for key, value in record.items():
+        if isinstance(value, dict):
+            rel = relation_id(value)
+            if rel is not None and f"{key}_id" not in record:
+                relations[f"{key}_id"] = rel
+            result[key] = convert(value)
+            continue
+        if isinstance(value, list):
+            result[key] = [convert(item) for item in value]
+            continue
         try:
-            converted = _convert_field(key, value)
+            result[key] = _convert_field(key, value)
         except (ValueError, InvalidOperation, TypeError):
             log.warning("cliniko record %s: unparseable %s", record.get("id"), key)
             invalid[key] = value
-            converted = None
-        if isinstance(converted, dict | list):
-            converted = convert(converted)
-        result[key] = converted
-    for key, value in record.items():
-        rel = relation_id(value)
-        if rel is not None and f"{key}_id" not in record:
-            result[f"{key}_id"] = rel
+            result[key] = None
+    if relations:
+        result.update(relations)
     if invalid:
         result[INVALID] = invalid
     return result

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from webapp.audit import record
 from webapp.clients.errors import ClientError
@@ -68,7 +68,7 @@ def run(backfill_id: int, client=None, on_page: Callable[[Backfill], None] | Non
     ctx = load(practice)
     # Live invoices only (Cliniko leaves archived and deleted ones out unless asked).
     params = [("q[]", f"issue_date:>={backfill.from_date.isoformat()}"), ("sort", "issue_date,id")]
-    discovered = 0
+    discovered = pages = 0
     patient_cache: dict = {}
     try:
         for page in _pages(client.paginate("invoices", "invoices", params)):
@@ -79,8 +79,11 @@ def run(backfill_id: int, client=None, on_page: Callable[[Backfill], None] | Non
             record_page(ctx, client, page, priority=BACKFILL_PRIORITY, backfill_id=backfill.id,
                         patient_cache=patient_cache)
             discovered += len(page)
+            pages += 1
             backfill.discovered = discovered
             db.session.commit()
+            if pages & (pages - 1) == 0:  # after pages 1, 2, 4, 8, …: the planner sees the table as it grows
+                refresh_statistics()
             if on_page is not None:
                 on_page(backfill)
     except ClientError as exc:
@@ -93,7 +96,19 @@ def run(backfill_id: int, client=None, on_page: Callable[[Backfill], None] | Non
     backfill.state = "done"
     backfill.finished_at = utcnow()
     db.session.commit()
+    refresh_statistics()
     return backfill
+
+
+def refresh_statistics() -> None:
+    """ANALYZE the job table after a bulk change, so the claim, the follow-up look-ups and the screens are
+    planned for the rows it now holds. Autovacuum does this only after its next nap (a minute), or never
+    when it is off (as on the development machine), and until then Postgres plans for an empty table: the
+    look-up of a batch's 50 payments read all 1,763 payments of a 2,000-invoice backfill (2.7 ms instead of
+    0.5 ms; each claim, look-up and screen query likewise). SKIP_LOCKED: if another worker is already
+    analysing it, that is enough."""
+    db.session.execute(text("ANALYZE (SKIP_LOCKED) sync_jobs"))
+    db.session.commit()
 
 
 def cancel(backfill: Backfill, user: User | None) -> int:

@@ -296,9 +296,12 @@ def followup_rows(practice_id: int, cliniko_ids: list[str]) -> dict[str, dict[st
     return result
 
 
-def apply_followups(ctx: PracticeContext, invoice_row: SyncJob, siblings: dict[str, SyncJob] | None = None) -> int:
-    """Create or move the payment / payment_delete / void rows the invoice's state calls for."""
-    invoice = from_json((invoice_row.source or {}).get("invoice")) or {}
+def apply_followups(ctx: PracticeContext, invoice_row: SyncJob, siblings: dict[str, SyncJob] | None = None,
+                    invoice: dict | None = None) -> int:
+    """Create or move the payment / payment_delete / void rows the invoice's state calls for (`invoice`: the
+    row's Cliniko invoice when the caller has already read it from the snapshot)."""
+    if invoice is None:
+        invoice = from_json((invoice_row.source or {}).get("invoice")) or {}
     if siblings is None:
         siblings = followup_rows(invoice_row.practice_id, [invoice_row.cliniko_id])[invoice_row.cliniko_id]
     pay, undo, void = siblings.get("payment"), siblings.get("payment_delete"), siblings.get("void")

@@ -24,6 +24,8 @@ class Built:
     #: Identity of the Xero contact independent of how it is referenced (ContactID once known,
     #: ContactNumber before), so the hash is the same at discovery and at push.
     contact_key: str | None = None
+    #: The Cliniko invoice as read from the snapshot (kept so a caller need not parse it again).
+    invoice: dict | None = None
 
     @property
     def hash(self) -> str | None:
@@ -44,9 +46,12 @@ def _invoice_parts(ctx: PracticeContext, source: dict):
     invoice = from_json(source.get("invoice")) or {}
     items = from_json(source.get("items")) or []
     patient = from_json(source.get("patient"))
-    practitioner = ctx.practitioners.get(str(invoice.get("practitioner_id")))
-    business = ctx.businesses.get(str(invoice.get("business_id")))
-    return invoice, items, patient, practitioner, business
+    return invoice, items, patient, *_where(ctx, invoice)
+
+
+def _where(ctx: PracticeContext, invoice: dict) -> tuple[dict | None, dict | None]:
+    """The invoice's practitioner and business records."""
+    return ctx.practitioners.get(str(invoice.get("practitioner_id"))), ctx.businesses.get(str(invoice.get("business_id")))
 
 
 def invoice(ctx: PracticeContext, source: dict, contact_id: str | None = None) -> Built:
@@ -71,7 +76,7 @@ def invoice(ctx: PracticeContext, source: dict, contact_id: str | None = None) -
             "Check the invoice's amounts in Cliniko."))
     if isinstance(plan, SkipPlan):
         return Built(None, [], skip=plan.reason)
-    return Built(plan.payload, list(plan.reasons), contact_key=str(invoice_rec.get("patient_id")))
+    return Built(plan.payload, list(plan.reasons), contact_key=str(invoice_rec.get("patient_id")), invoice=invoice_rec)
 
 
 def appointment(ctx: PracticeContext, source: dict, contact_id: str | None = None) -> Built:
@@ -104,7 +109,8 @@ def invoice_for_row(ctx: PracticeContext, row, contact_id: str | None = None) ->
 
 def payment(ctx: PracticeContext, source: dict, invoice_xero_id: str, amount_due) -> Built:
     """The Xero payment for a payment row."""
-    invoice_rec, _items, _patient, practitioner, business = _invoice_parts(ctx, source)
+    invoice_rec = from_json(source.get("invoice")) or {}  # a payment needs neither the items nor the patient
+    practitioner, business = _where(ctx, invoice_rec)
     try:
         plan = plan_payment(
             invoice_rec, invoice_xero_id=invoice_xero_id, amount_due=amount_due, business=business,

@@ -88,6 +88,7 @@ class Item:
     payload: dict | None = None
     key: str | None = None
     hash: str | None = None  # of the payload, when the row does not hold it yet (payments)
+    invoice: dict | None = None  # the Cliniko invoice read from the row's snapshot (invoices)
 
 
 class Pusher:
@@ -376,7 +377,7 @@ class Pusher:
             if row.xero_id:
                 payload["InvoiceID"] = row.xero_id
             row.payload_hash = built.hash
-            items.append(Item(row, payload, payload["InvoiceNumber"]))
+            items.append(Item(row, payload, payload["InvoiceNumber"], invoice=built.invoice))
         self.commit()
         return items
 
@@ -448,7 +449,7 @@ class Pusher:
             self.call_failed(items, exc, batch_id, started, key)
             return
         self.result.batches += 1
-        duplicates, accepted = [], []
+        duplicates, accepted, parsed = [], [], {}
         for item in items:
             outcome = result.outcomes.get(item.key) or result.outcomes.get(item.row.xero_id or "")
             if outcome is None:
@@ -458,6 +459,7 @@ class Pusher:
                          call=result.call, body=item.payload, error="; ".join(outcome.errors) or None, key=key)
             if outcome.ok:
                 accepted.append((item.row, outcome.xero_id))
+                parsed[item.row.id] = item.invoice
             elif not item.row.xero_id and any(NUMBER_TAKEN in e for e in outcome.errors):
                 duplicates.append(item)
             else:
@@ -468,7 +470,7 @@ class Pusher:
         synced = self.synced_many(accepted)
         siblings = followup_rows(self.ctx.practice_id, [r.cliniko_id for r in synced])
         for row in synced:
-            apply_followups(self.ctx, row, siblings.get(row.cliniko_id, {}))
+            apply_followups(self.ctx, row, siblings.get(row.cliniko_id, {}), parsed.get(row.id))
         self.commit()
         if duplicates:
             # "Invoice # must be unique." on a row we believe unsent: adopt it if it is ours.
