@@ -182,7 +182,7 @@ def sample(args) -> dict:
                             calls_per_minute=CLINIKO_CPM)
         stack.wire(SLUG)
         since = (date.today() - timedelta(days=400)).isoformat()
-        cmd = [spy, "record", "--idle", "--format", "raw", "--rate", str(SPY_RATE), "-o", str(raw), "--",
+        cmd = [spy, "record", "--idle", "--nonblocking", "--format", "raw", "--rate", str(SPY_RATE), "-o", str(raw), "--",
                *FLASK, "sync", "backfill", SLUG, "--since", since, "--wait", "--timeout", str(args.timeout)]
         r = subprocess.run(cmd, cwd=ROOT, env=stack.env, capture_output=True, text=True, timeout=args.timeout + 60)
         if r.returncode != 0:

@@ -50,6 +50,8 @@ ORDER = ("contact", "invoice", "appointment", "payment", "payment_delete", "void
 DUE_STATES = ("pending", "retrying")
 NAME_TAKEN = "is already assigned to another contact"
 NUMBER_TAKEN = "Invoice # must be unique"
+#: A claim asks for batch_size // SPARE_SHARE rows more than the batch lacks (see Pusher._batch).
+SPARE_SHARE = 10
 
 
 class Reschedule(Exception):
@@ -103,6 +105,7 @@ class Pusher:
         self.claimed: list[SyncJob] = []
         self._contacts_to_record: list[tuple[Item, str, str | None]] = []
         self._attempts: list[dict] = []  # written with the next commit, in one statement
+        self._spare: dict[str, list[Item]] = {}  # prepared beyond a full batch, for the next batch of the kind
 
     # -- transactions ---------------------------------------------------------------------------
     def commit(self) -> None:
@@ -614,21 +617,32 @@ class Pusher:
 
     # -- the loop -------------------------------------------------------------------------------
     def _batch(self, kind: str, prepare: Callable, send: Callable) -> bool:
-        """Claim until a full batch is ready to send (rows that wait, fail or skip don't count), send it."""
-        items: list[Item] = []
+        """Claim until a full batch is ready to send (rows that wait, fail or skip don't count), send it.
+
+        Each claim asks for a few more rows than the batch lacks; what is prepared beyond a full batch is
+        kept, still claimed, for the next batch of this kind. A batch in which some rows fail mapping or wait
+        is then topped up from those instead of by another claim for the few missing (about one claim a
+        batch instead of two or three)."""
+        items: list[Item] = self._spare.pop(kind, [])
         claimed = False
         while len(items) < self.batch_size:
             want = self.batch_size - len(items)
-            rows = self.claim(kind, want)
+            ask = want + self.batch_size // SPARE_SHARE
+            rows = self.claim(kind, ask)
             if not rows:
                 break
             claimed = True
             items.extend(prepare(rows))
-            if len(rows) < want:
-                break  # fewer were due than wanted: claiming again now would find nothing more
+            if len(rows) < ask:
+                break  # fewer were due than asked for: claiming again now would find nothing more
+        if len(items) > self.batch_size:
+            items, self._spare[kind] = items[:self.batch_size], items[self.batch_size:]
         if items:
             send(items)
         return claimed
+
+    def _spare_rows(self) -> list[SyncJob]:
+        return [item.row for items in self._spare.values() for item in items]
     def run(self, deadline: float) -> PushResult:
         # Claimed rows are ours until we release them: keep them loaded across commits instead of
         # re-reading each one after every commit.
@@ -662,10 +676,13 @@ class Pusher:
                             if rows:
                                 self.push_singles(rows, kind)
                         self.commit()
-                        self.claimed = []
+                        self.claimed = self._spare_rows()  # sent rows are settled; spare ones are still ours
                         if not done:
                             break
                         progressed = True
+            if self._spare_rows():  # the time is up with rows prepared for a next batch: back in the queue
+                self._spare.clear()
+                self.release_claimed("not sent before the push's time was up; back in the queue")
         except Reschedule as exc:
             self.result.reschedule_at = exc.at
             self.result.stopped = exc.reason
