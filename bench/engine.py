@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import io
 import pstats
+import statistics
 import sys
 import time
 from datetime import date, timedelta
@@ -44,10 +45,12 @@ def run(args, workers: int) -> dict:
         practice_id = stack.wire(SLUG)
         stack.start_workers(workers)
         since = (date.today() - timedelta(days=400)).isoformat()
+        cpu0 = stack.cpu_seconds()
         t0 = time.monotonic()
         stack.flask("sync", "backfill", SLUG, "--since", since)
         settled = stack.wait_settled(practice_id, args.timeout, interval=0.2)
         wall = time.monotonic() - t0
+        cpu = stack.cpu_used(cpu0, stack.cpu_seconds())
         created, started, finished = (tz(x) for x in stack.sql(
             "SELECT created_at, started_at, finished_at FROM backfills WHERE practice_id = %s ORDER BY id DESC "
             "LIMIT 1", (practice_id,))[0])
@@ -72,6 +75,7 @@ def run(args, workers: int) -> dict:
         "invoices_per_second_end_to_end": round(invoices / total, 1) if total > 0 else None,
         "rows_per_second_push": round(sum(counts.values()) / push, 1) if push > 0 else None,
         "xero_calls": org["calls"]["admitted"], "http_429": org["calls"]["rate_limited"],
+        "cpu_seconds_whole_run": cpu,  # discovery and push, by process role (2 cores: wall × 2 at most)
         "loadavg_after": load, "timed_out": settled.get("timed_out"),
     }
 
@@ -182,8 +186,8 @@ def sample(args) -> dict:
                             calls_per_minute=CLINIKO_CPM)
         stack.wire(SLUG)
         since = (date.today() - timedelta(days=400)).isoformat()
-        cmd = [spy, "record", "--idle", "--nonblocking", "--format", "raw", "--rate", str(SPY_RATE), "-o", str(raw), "--",
-               *FLASK, "sync", "backfill", SLUG, "--since", since, "--wait", "--timeout", str(args.timeout)]
+        cmd = [spy, "record", "--idle", "--nonblocking", "--format", "raw", "--rate", str(SPY_RATE), "-o", str(raw),
+               "--", *FLASK, "sync", "backfill", SLUG, "--since", since, "--wait", "--timeout", str(args.timeout)]
         r = subprocess.run(cmd, cwd=ROOT, env=stack.env, capture_output=True, text=True, timeout=args.timeout + 60)
         if r.returncode != 0:
             raise RuntimeError(r.stderr[-2000:])
@@ -212,6 +216,9 @@ def main() -> int:
     ap.add_argument("--patients", type=int, default=3_000)
     ap.add_argument("--workers", default="1,2", help="comma-separated worker counts")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="runs per worker count (this shared machine's speed varies by a third from run to run; "
+                         "the target is judged on the median)")
     ap.add_argument("--timeout", type=float, default=1800)
     ap.add_argument("--profile", action="store_true", help="also profile one in-process run (cProfile)")
     ap.add_argument("--sample", action="store_true",
@@ -220,11 +227,15 @@ def main() -> int:
     result = {"bench": "engine", "machine": harness.machine(),
               "sizes": {"invoices": args.invoices, "patients": args.patients}, "runs": []}
     for n in [int(x) for x in args.workers.split(",") if x]:
-        log(f"engine run with {n} worker(s)")
-        result["runs"].append(run(args, n))
-    one = next((r for r in result["runs"] if r["workers"] == 1), None)
-    if one:
-        result["target"] = {"invoices_per_second_one_worker>=300": (one["invoices_per_second_push"] or 0) >= 300}
+        for i in range(args.repeat):
+            log(f"engine run with {n} worker(s), {i + 1} of {args.repeat}")
+            result["runs"].append(run(args, n))
+    result["median_invoices_per_second_push"] = {
+        str(n): statistics.median(r["invoices_per_second_push"] or 0 for r in result["runs"] if r["workers"] == n)
+        for n in sorted({r["workers"] for r in result["runs"]})}
+    one = result["median_invoices_per_second_push"].get("1")
+    if one is not None:
+        result["target"] = {"invoices_per_second_one_worker>=300 (median)": one >= 300}
     if args.profile:
         log("profiled in-process run")
         result["profile"] = profile(args)

@@ -65,6 +65,40 @@ def machine() -> dict:
     return info
 
 
+def _proc_cpu(pid: int, children: bool = False) -> float:
+    """CPU seconds (user + system) of a process; with `children`, plus those of its children it has reaped."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if children else 0)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _postgres_cpu() -> float:
+    """CPU seconds of the machine's PostgreSQL: live backends plus those the postmaster has reaped."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if "(postgres)" in stat:
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            postmaster = "(postgres)" not in _read(f"/proc/{ppid}/stat")  # the others are its children
+            total += _proc_cpu(int(entry.name), children=postmaster)
+    return total
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""
+
+
 def services_env() -> dict:
     """DATABASE_URL / REDIS_URL from the environment, else from `scripts/services.sh up`."""
     if os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL"):
@@ -149,6 +183,23 @@ class Stack:
                                 start_new_session=True)
         self.procs.append((name, proc))
         return proc
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds used so far by role: the worker processes (with the work horses they forked and reaped),
+        each sandbox, the web app and PostgreSQL. Taken before and after a run, the difference says where the
+        machine's cores went, a share that this shared machine's varying speed does not blur as much as
+        elapsed times."""
+        roles: dict[str, float] = {}
+        for name, proc in self.procs:
+            role = "workers" if name.startswith("worker") else name
+            roles[role] = roles.get(role, 0.0) + _proc_cpu(proc.pid, children=True)
+        roles["postgres"] = _postgres_cpu()
+        roles["bench_and_cli"] = _proc_cpu(os.getpid(), children=True)
+        return roles
+
+    @staticmethod
+    def cpu_used(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+        return {role: round(after.get(role, 0.0) - before.get(role, 0.0), 2) for role in after}
 
     def stop(self, proc: subprocess.Popen, timeout: float = 15) -> None:
         if proc.poll() is None:

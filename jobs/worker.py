@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sys
@@ -24,6 +25,20 @@ class AppWorker(HerokuWorker):
         return super().fork_work_horse(job, queue)
 
 
+#: Collect young objects every 20,000 net allocations instead of Python's 700. A push makes and drops many
+#: short-lived objects (rows, payloads, JSON); with the defaults a 2,000-invoice backfill spent 1.27 s of its
+#: 15 s in the collector (0.88 s in 11 full collections), with this 0.23 s (measured with gc.callbacks).
+GC_THRESHOLDS = (20_000, 20, 20)
+
+
+def tune_gc() -> None:
+    """Freeze what loading the app made (it lives as long as the process, and every work horse forked from
+    it inherits it: full collections no longer walk it, and its pages stay shared), then collect less often."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run a worker on all queues (or those named) until stopped."""
     argv = sys.argv[1:] if argv is None else argv
@@ -31,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     names = [a for a in argv if not a.startswith("--")] or list(QUEUE_NAMES)
     from wsgi import app
 
+    tune_gc()
     with app.app_context():
         conn = connection(app.config["REDIS_URL"])
         worker = AppWorker(names, connection=conn, name=f"worker-{os.getpid()}")

@@ -46,6 +46,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("XERO_DAILY_CALLS", "5000", kind=int),
     Setting("XERO_APP_CALLS_PER_WINDOW", "10000", kind=int),
     Setting("XERO_BATCH_SIZE", "50", kind=int),
+    Setting("XERO_OVERLAP_CALLS", "1", kind=int,
+            help="1: a push prepares its next batch while Xero answers the last (one call in flight); 0: in turn"),
     Setting("XERO_READ_TIMEOUT_SECONDS", "60", kind=float, help="how long to wait for Xero's answer"),
     Setting("CLINIKO_API_URL", help="overrides the base URL derived from the key's shard"),
     Setting("CLINIKO_USER_AGENT", required=True, help="sent on every Cliniko call; must contain an email"),

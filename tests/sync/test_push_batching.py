@@ -5,6 +5,7 @@ as an attempt, when the push's time is up before they are sent; nothing is lost 
 from datetime import date, timedelta
 
 import pytest
+from flask import current_app
 from sqlalchemy import event, func, select
 
 from tests.support.engine import audit_xero_against_cliniko, wire_clinic
@@ -92,3 +93,37 @@ def test_one_claim_fills_a_batch_even_when_some_rows_cannot_be_sent(clinic):
     assert calls and all(n == BATCH for n in calls[:-1]), calls  # every call full but the last
     # About one claim a batch (here 4 for 4 calls; 7 when each batch was topped up by claims for the few missing).
     assert len([n for n in claims if n]) <= len(calls) + 1, (claims, calls, len(unsendable))
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_the_next_batch_is_prepared_while_xero_answers(clinic, monkeypatch, overlap):
+    """With XERO_OVERLAP_CALLS (the default) the next invoice batch is claimed while Xero works on the last
+    call, whose answer is recorded after; with it off, each call is recorded before the next claim. Either
+    way every invoice is in Xero exactly once."""
+    monkeypatch.setitem(current_app.config, "XERO_OVERLAP_CALLS", 1 if overlap else 0)
+    events: list[str] = []
+    real_record = push_module.Pusher._sent_invoices
+
+    def record(self, items, *args):
+        events.append("recorded")
+        return real_record(self, items, *args)
+
+    def claims(conn, cursor, statement, parameters, *args):
+        if statement.startswith("UPDATE sync_jobs") and "SKIP LOCKED" in statement and "invoice" in str(parameters):
+            events.append("claimed" if cursor.rowcount else "none left")
+
+    monkeypatch.setattr(push_module.Pusher, "_sent_invoices", record)
+    event.listen(db.engine, "after_cursor_execute", claims)
+    try:
+        while push_module.push(clinic.practice.id, "worker-a", time_budget=60).synced:
+            pass
+    finally:
+        event.remove(db.engine, "after_cursor_execute", claims)
+    audit_xero_against_cliniko(clinic)
+    order = [e for e in events if e != "none left"]
+    assert order.count("recorded") == len(invoice_calls(clinic)) >= 3
+    if overlap:
+        # claim 1, claim 2 (while call 1 is out), record 1, claim 3 (while call 2 is out), record 2, …
+        assert order[:3] == ["claimed", "claimed", "recorded"], order
+    else:
+        assert order[:4] == ["claimed", "recorded", "claimed", "recorded"], order

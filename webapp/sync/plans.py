@@ -51,7 +51,8 @@ def _invoice_parts(ctx: PracticeContext, source: dict):
 
 def _where(ctx: PracticeContext, invoice: dict) -> tuple[dict | None, dict | None]:
     """The invoice's practitioner and business records."""
-    return ctx.practitioners.get(str(invoice.get("practitioner_id"))), ctx.businesses.get(str(invoice.get("business_id")))
+    practitioner = ctx.practitioners.get(str(invoice.get("practitioner_id")))
+    return practitioner, ctx.businesses.get(str(invoice.get("business_id")))
 
 
 def invoice(ctx: PracticeContext, source: dict, contact_id: str | None = None) -> Built:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -106,6 +107,9 @@ class Pusher:
         self._contacts_to_record: list[tuple[Item, str, str | None]] = []
         self._attempts: list[dict] = []  # written with the next commit, in one statement
         self._spare: dict[str, list[Item]] = {}  # prepared beyond a full batch, for the next batch of the kind
+        self._in_flight: tuple | None = None  # (thread, items, record, box) of the Xero call under way
+        #: Overlap each invoices/payments call with preparing the next batch (see _send_in_background).
+        self.overlap = bool(current_app.config["XERO_OVERLAP_CALLS"])
 
     # -- transactions ---------------------------------------------------------------------------
     def commit(self) -> None:
@@ -228,6 +232,7 @@ class Pusher:
         """Run a look-up in Xero for these items; if Xero cannot answer, they wait (still flagged)."""
         if not items:
             return True
+        self._settle()  # one call to Xero at a time
         started = time.monotonic()
         try:
             lookup(items)
@@ -431,9 +436,14 @@ class Pusher:
 
     def _send_invoices(self, method: str, items: list[Item]) -> None:
         key, batch_id, started = str(uuid.uuid4()), str(uuid.uuid4()), time.monotonic()
-        try:
-            result = getattr(self.xero, method)([i.payload for i in items], key)
-        except AmbiguousError as exc:
+        payloads = [i.payload for i in items]
+        self._send_in_background(items, lambda: getattr(self.xero, method)(payloads, key),
+                                 lambda result, exc: self._sent_invoices(items, key, batch_id, started, result, exc))
+
+    def _sent_invoices(self, items: list[Item], key: str, batch_id: str, started: float, result,
+                       exc: ClientError | None) -> None:
+        """Record Xero's answer to one invoices call (or the error it raised)."""
+        if isinstance(exc, AmbiguousError):
             # Record the unclear outcome, then look now: what Xero committed is adopted; the rest
             # retries, flagged for a look-up before any re-send.
             for item in items:
@@ -448,7 +458,7 @@ class Pusher:
                         self.errored(item.row, explanation, {"request_id": exc.request_id})
                 self.commit()
             return
-        except ClientError as exc:
+        if exc is not None:
             self.call_failed(items, exc, batch_id, started, key)
             return
         self.result.batches += 1
@@ -521,9 +531,14 @@ class Pusher:
         if not pending:
             return
         key, batch_id, started = str(uuid.uuid4()), str(uuid.uuid4()), time.monotonic()
-        try:
-            result = self.xero.create_payments([i.payload for i in pending], key)
-        except ClientError as exc:
+        payloads = [i.payload for i in pending]
+        self._send_in_background(pending, lambda: self.xero.create_payments(payloads, key),
+                                 lambda result, exc: self._sent_payments(pending, key, batch_id, started, result, exc))
+
+    def _sent_payments(self, pending: list[Item], key: str, batch_id: str, started: float, result,
+                       exc: ClientError | None) -> None:
+        """Record Xero's answer to one payments call (or the error it raised)."""
+        if exc is not None:
             self.call_failed(pending, exc, batch_id, started, key)
             return
         self.result.batches += 1
@@ -615,6 +630,53 @@ class Pusher:
 
         return delete_draft
 
+    # -- one call in flight ----------------------------------------------------------------------
+    def _send_in_background(self, items: list[Item], call: Callable, record: Callable) -> None:
+        """Start a Xero call on a helper thread and return at once, so the next batch is claimed and prepared
+        while Xero works on this one; `record(result, error)` runs later on this thread (`_settle`), where all
+        database work stays. There is never more than one call in flight: the previous one is settled first.
+        The call's rows stay claimed (in `self.claimed`) until then, so a shutdown meanwhile gives them back
+        flagged for a look-up, like any call whose outcome is unknown."""
+        self._settle()
+        if not self.overlap:
+            try:
+                result = call()
+            except ClientError as exc:
+                record(None, exc)
+                return
+            record(result, None)
+            return
+        app = current_app._get_current_object()
+        box: dict = {}
+
+        def work() -> None:
+            with app.app_context():  # the token look-up reads the connection on its own session
+                try:
+                    box["result"] = call()
+                except BaseException as exc:  # handed to the pushing thread by _settle
+                    box["error"] = exc
+
+        thread = threading.Thread(target=work, name="xero-call", daemon=True)
+        thread.start()
+        self._in_flight = (thread, items, record, box)
+
+    def _settle(self) -> None:
+        """Wait for the call in flight, if any, and record its outcome."""
+        if self._in_flight is None:
+            return
+        thread, _items, record, box = self._in_flight
+        self._in_flight = None
+        thread.join()
+        error = box.get("error")
+        if error is not None and not isinstance(error, ClientError):
+            raise error  # e.g. the connection became unusable (ConnectionUnavailable): handled by _run
+        record(box.get("result"), error)
+
+    def _held_rows(self) -> list[SyncJob]:
+        """Rows still ours after a batch: those of the call in flight and those kept for the next batch."""
+        flying = [item.row for item in self._in_flight[1]] if self._in_flight is not None else []
+        return flying + [item.row for items in self._spare.values() for item in items]
+
     # -- the loop -------------------------------------------------------------------------------
     def _batch(self, kind: str, prepare: Callable, send: Callable) -> bool:
         """Claim until a full batch is ready to send (rows that wait, fail or skip don't count), send it.
@@ -641,8 +703,6 @@ class Pusher:
             send(items)
         return claimed
 
-    def _spare_rows(self) -> list[SyncJob]:
-        return [item.row for items in self._spare.values() for item in items]
     def run(self, deadline: float) -> PushResult:
         # Claimed rows are ours until we release them: keep them loaded across commits instead of
         # re-reading each one after every commit.
@@ -676,11 +736,14 @@ class Pusher:
                             if rows:
                                 self.push_singles(rows, kind)
                         self.commit()
-                        self.claimed = self._spare_rows()  # sent rows are settled; spare ones are still ours
+                        self.claimed = self._held_rows()  # settled rows are done with; these are still ours
                         if not done:
                             break
                         progressed = True
-            if self._spare_rows():  # the time is up with rows prepared for a next batch: back in the queue
+                    self._settle()  # the next kind may depend on this one (payments on their invoices)
+                    self.claimed = self._held_rows()
+            self._settle()
+            if self._spare:  # the time is up with rows prepared for a next batch: back in the queue
                 self._spare.clear()
                 self.release_claimed("not sent before the push's time was up; back in the queue")
         except Reschedule as exc:
