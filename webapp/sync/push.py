@@ -51,6 +51,7 @@ ORDER = ("contact", "invoice", "appointment", "payment", "payment_delete", "void
 DUE_STATES = ("pending", "retrying")
 NAME_TAKEN = "is already assigned to another contact"
 NUMBER_TAKEN = "Invoice # must be unique"
+HELD_FOR_BATCH = "waiting for a full batch while the backfill reads Cliniko"
 #: A claim asks for batch_size // SPARE_SHARE rows more than the batch lacks (see Pusher._batch).
 SPARE_SHARE = 10
 
@@ -81,6 +82,7 @@ class PushResult:
     next_due_at: datetime | None = None
     stopped: str | None = None
     by_kind: dict[str, int] = field(default_factory=dict)
+    held: int = 0  # rows given back to wait for a full batch (see Pusher.full_batches_only)
 
 
 @dataclass
@@ -108,6 +110,9 @@ class Pusher:
         self._attempts: list[dict] = []  # written with the next commit, in one statement
         self._spare: dict[str, list[Item]] = {}  # prepared beyond a full batch, for the next batch of the kind
         self._in_flight: tuple | None = None  # (thread, items, record, box) of the Xero call under way
+        #: While a backfill is still reading Cliniko, send full batches only: the rest of a kind waits for the
+        #: next page instead of costing a call of its own (Xero's 60 calls a minute set a backfill's pace).
+        self.full_batches_only = False
         #: Overlap each invoices/payments call with preparing the next batch (see _send_in_background).
         self.overlap = bool(current_app.config["XERO_OVERLAP_CALLS"])
 
@@ -699,9 +704,21 @@ class Pusher:
                 break  # fewer were due than asked for: claiming again now would find nothing more
         if len(items) > self.batch_size:
             items, self._spare[kind] = items[:self.batch_size], items[self.batch_size:]
+        if items and len(items) < self.batch_size and self.full_batches_only and all(
+                item.row.priority > 0 for item in items):  # live rows (priority 0) never wait for a backfill
+            self._give_back(items, HELD_FOR_BATCH)
+            self.result.held += len(items)
+            return False
         if items:
             send(items)
         return claimed
+
+    def _give_back(self, items: list[Item], reason: str) -> None:
+        """Return claimed, unsent rows to the queue (not counted as an attempt)."""
+        for item in items:
+            states.release(item.row, reason)
+            item.row.attempts = max(item.row.attempts - 1, 0)
+        self.commit()
 
     def run(self, deadline: float) -> PushResult:
         # Claimed rows are ours until we release them: keep them loaded across commits instead of
@@ -743,7 +760,7 @@ class Pusher:
                     self._settle()  # the next kind may depend on this one (payments on their invoices)
                     self.claimed = self._held_rows()
             self._settle()
-            if self._spare:  # the time is up with rows prepared for a next batch: back in the queue
+            if any(self._spare.values()):  # the time is up with rows prepared for a next batch: back in the queue
                 self._spare.clear()
                 self.release_claimed("not sent before the push's time was up; back in the queue")
         except Reschedule as exc:
@@ -847,6 +864,11 @@ def push(practice_id: int, worker: str, *, time_budget: float = 30.0,
                                     client_factory)
         _add(total, result)
     total.next_due_at = next_due(practice_id, connection_id)
+    if total.held and total.reschedule_at is None:
+        # Rows held back for a full batch are due, but pushing again now would only hold them again: the next
+        # page of the backfill queues a push, and so does its end (then the rest leaves in partial batches).
+        total.next_due_at = None
+        total.stopped = "; ".join(filter(None, (total.stopped, HELD_FOR_BATCH)))
     return total
 
 
@@ -858,11 +880,21 @@ def _push_organisation(practice: Practice, connection: XeroConnection, worker: s
     ctx = load(practice, connection)
     xero = client_factory(connection) if client_factory else client_for(connection, budget=xero_budget())
     pusher = Pusher(ctx, xero, worker, int(current_app.config["XERO_BATCH_SIZE"]))
+    pusher.full_batches_only = discovering(practice.id)
     return pusher.run(time.monotonic() + time_budget)
 
 
+def discovering(practice_id: int) -> bool:
+    """True while one of the practice's backfills is reading Cliniko (the push after its last page sends
+    what is left in partial batches)."""
+    from webapp.models import Backfill
+
+    return db.session.scalar(select(func.count()).where(
+        Backfill.practice_id == practice_id, Backfill.state == "running")) > 0
+
+
 def _add(total: PushResult, result: PushResult) -> None:
-    for name in ("batches", "synced", "failed", "retrying", "waiting"):
+    for name in ("batches", "synced", "failed", "retrying", "waiting", "held"):
         setattr(total, name, getattr(total, name) + getattr(result, name))
     for kind, count in result.by_kind.items():
         total.by_kind[kind] = total.by_kind.get(kind, 0) + count
