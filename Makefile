@@ -31,7 +31,7 @@ browser:
 bench: $(STAMP)
 	@$(BIN)/python bench/backfill.py --invoices 10000 --patients 3000 --window $${BENCH_WINDOW:-10} || true
 	@$(BIN)/python bench/cliniko_reads.py --invoices 10000 --patients 3000 || true
-	@$(BIN)/python bench/engine.py --invoices 10000 --patients 3000 --workers 1,2 --profile || true
+	@$(BIN)/python bench/engine.py --invoices 10000 --patients 3000 --workers 1,2 --profile --sample || true
 	@$(BIN)/python bench/tenants.py --practices 200 --invoices 200 --workers 4 || true
 	@$(BIN)/python bench/latency.py --poll-interval 5 --count 40 || true
 

@@ -80,8 +80,11 @@ def run(args, workers: int) -> dict:
     }
 
 
-def profile(args) -> dict:
-    out = ROOT / ".run" / "bench" / "engine.prof"
+def in_process_backfill(args, command) -> tuple[float, str]:
+    """A fresh stack, then one backfill pushed by the CLI in this machine's foreground (`sync backfill
+    --wait`: the CLI acting as the worker) under `command(python, flask_args)`; returns (seconds, stdout)."""
+    import subprocess
+
     with Stack(db="cliniko_xero_bench_engine", redis_db=11, env=SERVICE_LIMITS_OFF) as stack:
         stack.start_xero(window=60, limits=XERO_LIMITS_OFF)
         stack.start_cliniko(seed=args.seed, patients=args.patients, invoices=args.invoices,
@@ -89,14 +92,18 @@ def profile(args) -> dict:
         stack.wire(SLUG)
         since = (date.today() - timedelta(days=400)).isoformat()
         t0 = time.monotonic()
-        cmd = [FLASK[0], "-m", "cProfile", "-o", str(out), *FLASK[1:], "sync", "backfill", SLUG, "--since", since,
-               "--wait", "--timeout", str(args.timeout)]
-        import subprocess
-
+        cmd = command(FLASK[0], [*FLASK[1:], "sync", "backfill", SLUG, "--since", since, "--wait", "--timeout",
+                                 str(args.timeout)])
         r = subprocess.run(cmd, cwd=ROOT, env=stack.env, capture_output=True, text=True, timeout=args.timeout + 60)
-        elapsed = time.monotonic() - t0
         if r.returncode != 0:
             raise RuntimeError(r.stderr[-2000:])
+        return time.monotonic() - t0, r.stdout
+
+
+def profile(args) -> dict:
+    out = ROOT / ".run" / "bench" / "engine.prof"
+    elapsed, stdout = in_process_backfill(
+        args, lambda python, flask_args: [python, "-m", "cProfile", "-o", str(out), *flask_args])
     stats = pstats.Stats(str(out))
     total = stats.total_tt
 
@@ -122,7 +129,7 @@ def profile(args) -> dict:
     return {
         "command": "python -m cProfile -o .run/bench/engine.prof -m flask --app wsgi sync backfill engine "
                    "--since … --wait",
-        "output": r.stdout.strip().splitlines()[-1] if r.stdout.strip() else None,
+        "output": stdout.strip().splitlines()[-1] if stdout.strip() else None,
         "elapsed_seconds": round(elapsed, 2), "profiled_cpu_seconds": round(total, 2),
         "self_time_by_area": {
             "webapp": group(lambda f: "/webapp/" in f),
@@ -176,21 +183,12 @@ def sample(args) -> dict:
     """The same in-process run under py-spy (wall-clock sampling, idle included: where the time goes,
     including waits on Postgres and HTTP that cProfile does not show as such)."""
     import shutil
-    import subprocess
 
     spy = shutil.which("py-spy") or str(ROOT / ".venv" / "bin" / "py-spy")
     raw = ROOT / ".run" / "bench" / "engine-spy.txt"
-    with Stack(db="cliniko_xero_bench_engine", redis_db=11, env=SERVICE_LIMITS_OFF) as stack:
-        stack.start_xero(window=60, limits=XERO_LIMITS_OFF)
-        stack.start_cliniko(seed=args.seed, patients=args.patients, invoices=args.invoices,
-                            calls_per_minute=CLINIKO_CPM)
-        stack.wire(SLUG)
-        since = (date.today() - timedelta(days=400)).isoformat()
-        cmd = [spy, "record", "--idle", "--nonblocking", "--format", "raw", "--rate", str(SPY_RATE), "-o", str(raw),
-               "--", *FLASK, "sync", "backfill", SLUG, "--since", since, "--wait", "--timeout", str(args.timeout)]
-        r = subprocess.run(cmd, cwd=ROOT, env=stack.env, capture_output=True, text=True, timeout=args.timeout + 60)
-        if r.returncode != 0:
-            raise RuntimeError(r.stderr[-2000:])
+    in_process_backfill(args, lambda python, flask_args: [
+        spy, "record", "--idle", "--nonblocking", "--format", "raw", "--rate", str(SPY_RATE), "-o", str(raw), "--",
+        python, *flask_args])
     table: dict[str, dict[str, float]] = {}
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")

@@ -11,9 +11,9 @@ from sqlalchemy import func, select
 
 from jobs import sync as sync_jobs
 from jobs.queues import queue
-from tests.support.engine import audit_xero_against_cliniko, wire_clinic
+from tests.support.engine import audit_xero_against_cliniko, invoice_calls, wire_clinic
 from webapp.extensions import db
-from webapp.models import SyncAttempt, SyncJob
+from webapp.models import SyncJob
 from webapp.sync import backfill as backfills
 
 
@@ -25,15 +25,6 @@ def clinic(app, web, make_user, make_practice, xero_app, xero_sandbox):
                      create_app(api_key="sandbox-key-au1", seed=5, patients=60, invoices=420),
                      xero_sandbox) as clinic:
         yield clinic
-
-
-def invoice_calls(clinic) -> list[int]:
-    """Invoices per call that sent invoices to Xero (from the attempts)."""
-    return list(db.session.scalars(
-        select(func.count()).select_from(SyncAttempt).join(SyncJob, SyncJob.id == SyncAttempt.job_id)
-        .where(SyncJob.practice_id == clinic.practice.id, SyncJob.kind == "invoice",
-               SyncAttempt.batch_id.notin_(("mapping", "lookup")))
-        .group_by(SyncAttempt.batch_id)))
 
 
 def in_xero(clinic) -> int:

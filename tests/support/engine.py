@@ -135,3 +135,16 @@ def audit_xero_against_cliniko(clinic: Clinic) -> dict:
             live = [p for p in by_number[row.invoice_number]["payments"] if p.get("Status") != "DELETED"]
             assert not live, f"{row.invoice_number}: a payment we removed is still in Xero"
     return {"invoices": len(synced), "contacts": len(contact_numbers), "payments": payments}
+
+
+def invoice_calls(clinic: Clinic) -> list[int]:
+    """The number of invoices in each call that sent invoices to Xero, in the order sent (from the attempts)."""
+    from sqlalchemy import func
+
+    from webapp.models import SyncAttempt
+
+    return list(db.session.scalars(
+        select(func.count()).select_from(SyncAttempt).join(SyncJob, SyncJob.id == SyncAttempt.job_id)
+        .where(SyncJob.practice_id == clinic.practice.id, SyncJob.kind == "invoice",
+               SyncAttempt.batch_id.notin_(("mapping", "lookup")))
+        .group_by(SyncAttempt.batch_id).order_by(func.min(SyncAttempt.started_at))))

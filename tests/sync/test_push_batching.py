@@ -2,15 +2,15 @@
 beyond a full batch is kept, still claimed, for the next batch. Those rows go back to the queue, not counted
 as an attempt, when the push's time is up before they are sent; nothing is lost or sent twice."""
 
+from contextlib import contextmanager
 from datetime import date, timedelta
 
 import pytest
 from flask import current_app
-from sqlalchemy import event, func, select
+from sqlalchemy import event
 
-from tests.support.engine import audit_xero_against_cliniko, wire_clinic
+from tests.support.engine import audit_xero_against_cliniko, invoice_calls, wire_clinic
 from webapp.extensions import db
-from webapp.models import SyncAttempt, SyncJob
 from webapp.sync import push as push_module
 from webapp.sync.backfill import run as discover
 from webapp.sync.backfill import start as start_backfill
@@ -31,15 +31,23 @@ def clinic(app, web, make_user, make_practice, xero_app, xero_sandbox):
         yield clinic
 
 
-def invoice_calls(clinic) -> list[int]:
-    """The number of invoices in each call that sent invoices to Xero, in order (from the attempts)."""
-    rows = db.session.execute(
-        select(SyncAttempt.batch_id, func.count(), func.min(SyncAttempt.started_at))
-        .join(SyncJob, SyncJob.id == SyncAttempt.job_id)
-        .where(SyncJob.practice_id == clinic.practice.id, SyncJob.kind == "invoice",
-               SyncAttempt.batch_id.notin_(("mapping", "lookup")))
-        .group_by(SyncAttempt.batch_id).order_by(func.min(SyncAttempt.started_at))).all()
-    return [n for _batch, n, _at in rows]
+@contextmanager
+def invoice_claims(log: list):
+    """Append to `log` the number of rows of each claim of invoice rows, while in the block."""
+    def listen(conn, cursor, statement, parameters, *args):
+        if statement.startswith("UPDATE sync_jobs") and "SKIP LOCKED" in statement and "invoice" in str(parameters):
+            log.append(cursor.rowcount)
+
+    event.listen(db.engine, "after_cursor_execute", listen)
+    try:
+        yield log
+    finally:
+        event.remove(db.engine, "after_cursor_execute", listen)
+
+
+def push_all(clinic) -> None:
+    while push_module.push(clinic.practice.id, "worker-a", time_budget=60).synced:
+        pass
 
 
 def test_rows_prepared_for_a_next_batch_go_back_to_the_queue_when_time_is_up(clinic, monkeypatch):
@@ -66,26 +74,15 @@ def test_rows_prepared_for_a_next_batch_go_back_to_the_queue_when_time_is_up(cli
     assert not [r for r in clinic.rows() if r.status == "running"]
 
     monkeypatch.setattr(push_module.time, "monotonic", clock)
-    while push_module.push(clinic.practice.id, "worker-a", time_budget=60).synced:
-        pass
+    push_all(clinic)
     audit_xero_against_cliniko(clinic)  # each invoice, contact and payment exactly once
     assert not [r for r in clinic.rows() if r.status in ("pending", "running", "retrying")]
     assert {r.status for r in back} == {"synced"}
 
 
 def test_one_claim_fills_a_batch_even_when_some_rows_cannot_be_sent(clinic):
-    claims = []
-
-    def count_claims(conn, cursor, statement, parameters, *args):
-        if statement.startswith("UPDATE sync_jobs") and "SKIP LOCKED" in statement and "invoice" in str(parameters):
-            claims.append(cursor.rowcount)  # rows claimed
-
-    event.listen(db.engine, "after_cursor_execute", count_claims)
-    try:
-        while push_module.push(clinic.practice.id, "worker-a", time_budget=60).synced:
-            pass
-    finally:
-        event.remove(db.engine, "after_cursor_execute", count_claims)
+    with invoice_claims([]) as claims:
+        push_all(clinic)
     audit_xero_against_cliniko(clinic)
     unsendable = [r for r in clinic.rows("invoice") if r.status in ("failed", "skipped")]
     assert unsendable, "the clinic should have invoices that fail mapping or are skipped"
@@ -108,19 +105,16 @@ def test_the_next_batch_is_prepared_while_xero_answers(clinic, monkeypatch, over
         events.append("recorded")
         return real_record(self, items, *args)
 
-    def claims(conn, cursor, statement, parameters, *args):
-        if statement.startswith("UPDATE sync_jobs") and "SKIP LOCKED" in statement and "invoice" in str(parameters):
-            events.append("claimed" if cursor.rowcount else "none left")
+    class Claims(list):
+        def append(self, rows: int) -> None:
+            if rows:  # a claim that found nothing left is not part of the order
+                events.append("claimed")
 
     monkeypatch.setattr(push_module.Pusher, "_sent_invoices", record)
-    event.listen(db.engine, "after_cursor_execute", claims)
-    try:
-        while push_module.push(clinic.practice.id, "worker-a", time_budget=60).synced:
-            pass
-    finally:
-        event.remove(db.engine, "after_cursor_execute", claims)
+    with invoice_claims(Claims()):
+        push_all(clinic)
     audit_xero_against_cliniko(clinic)
-    order = [e for e in events if e != "none left"]
+    order = events
     assert order.count("recorded") == len(invoice_calls(clinic)) >= 3
     if overlap:
         # claim 1, claim 2 (while call 1 is out), record 1, claim 3 (while call 2 is out), record 2, …
