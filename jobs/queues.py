@@ -11,8 +11,11 @@ from rq import Queue, Retry
 
 logger = logging.getLogger(__name__)
 
-# Highest priority first: a worker listening on all of them drains `live` before the others.
-QUEUE_NAMES = ("live", "backfill", "maintenance")
+# Highest priority first: a worker listening on all of them drains `live` before the others. A backfill's
+# discovery (`discovery`) goes before backfill pushes: practices that ask for a backfill together all have
+# their rows recorded early and then share the workers push turn by push turn, instead of the first ones
+# finishing before the last ones have started reading Cliniko.
+QUEUE_NAMES = ("live", "discovery", "backfill", "maintenance")
 DEFAULT_TIMEOUT = 600
 
 

@@ -25,7 +25,7 @@ def push_budget() -> float:
     from jobs.queues import queue
 
     try:
-        waiting = sum(queue(name).count for name in ("live", "backfill"))
+        waiting = sum(queue(name).count for name in ("live", "discovery", "backfill"))
     except Exception:  # Redis unreachable: the job itself is about to find out; keep the full budget
         return PUSH_TIME_BUDGET
     return min(PUSH_TURN, PUSH_TIME_BUDGET) if waiting else PUSH_TIME_BUDGET
@@ -108,7 +108,7 @@ def reap() -> dict:
 
     released = reap_stale() + release_stranded_waiting()
     for backfill_id in stalled_backfills():
-        enqueue("jobs.sync.run_backfill", backfill_id, queue_name="backfill", job_id=f"backfill-{backfill_id}")
+        enqueue("jobs.sync.run_backfill", backfill_id, queue_name="discovery", job_id=f"backfill-{backfill_id}")
     practices = practices_with_due_rows()
     for practice_id, due_at in practices:
         enqueue_push(practice_id, at=due_at)

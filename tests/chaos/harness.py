@@ -197,7 +197,7 @@ def revive_backfills(quiet: timedelta = STALE) -> None:
     from webapp.sync.reaper import stalled_backfills
 
     for backfill_id in retrying_db(lambda: stalled_backfills(quiet)):
-        enqueue("jobs.sync.run_backfill", backfill_id, queue_name="backfill", job_id=f"backfill-{backfill_id}")
+        enqueue("jobs.sync.run_backfill", backfill_id, queue_name="discovery", job_id=f"backfill-{backfill_id}")
 
 
 def hurry_retries() -> None:

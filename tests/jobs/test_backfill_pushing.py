@@ -34,7 +34,7 @@ def in_xero(clinic) -> int:
 def test_each_page_is_pushed_while_discovery_goes_on(clinic, redis_conn, monkeypatch):
     since = date.today() - timedelta(days=400)
     row = backfills.start(clinic.practice, since, None)
-    queue("backfill").empty()  # this test runs the discovery job itself, below
+    queue("discovery").empty()  # this test runs the discovery job itself, below
     after_page: list[tuple[int, int]] = []
     discover = backfills.run
 
@@ -71,7 +71,7 @@ def test_partial_batches_wait_while_discovery_goes_on_but_live_rows_do_not(clini
     from webapp.sync.push import HELD_FOR_BATCH, push
 
     row = backfills.start(clinic.practice, date.today() - timedelta(days=400), None)
-    queue("backfill").empty()
+    queue("discovery").empty()
     backfills.run(row.id)
     backfill = db.session.get(Backfill, row.id)
     backfill.state = "running"  # as if more pages were still to be read

@@ -46,7 +46,7 @@ def start(practice: Practice, since: date, user: User | None) -> Backfill:
     record("backfill.start", user=user, object_type="backfill", object_id=backfill.id, practice_id=practice.id,
            details={"since": since.isoformat()})
     db.session.commit()  # commit before enqueue: the job must find the row
-    enqueue("jobs.sync.run_backfill", backfill.id, queue_name="backfill", job_id=f"backfill-{backfill.id}")
+    enqueue("jobs.sync.run_backfill", backfill.id, queue_name="discovery", job_id=f"backfill-{backfill.id}")
     return backfill
 
 
