@@ -73,7 +73,8 @@ def load_catalogue(practice_id: int) -> Catalogue:
             prices[(str(item), str(ctype))] = record.get("price")
     return Catalogue(
         appointment_types=kind("appointment_type"), billable_items=kind("billable_item"),
-        products=kind("product"), taxes=kind("tax"), businesses=kind("business"), concession_prices=prices)
+        products=kind("product"), taxes=kind("tax"), businesses=kind("business"), concession_prices=prices,
+        concession_types=kind("concession_type"))
 
 
 def _bookings(appointments: list[dict]) -> list[str]:
@@ -160,8 +161,7 @@ def _source(ctx: PracticeContext, appt: dict, cat: Catalogue, patient: dict | No
         source["skip"] = skip
         return source
     concession_id = str((patient or {}).get("concession_type_id") or "") or None
-    concessions = catalogue.lookup(ctx.practice_id, "concession_type") if concession_id else {}
-    concession = concessions.get(concession_id or "")
+    concession = cat.concession_types.get(concession_id or "")  # loaded once per pass (load_catalogue)
     try:
         invoice, items = invoice_for(appt, cat, concession_type_id=concession_id,
                                      concession_name=(concession or {}).get("name"), time_zone=settings.time_zone)

@@ -34,6 +34,7 @@ class Catalogue:
     businesses: dict[str, dict] = field(default_factory=dict)
     #: {(billable_item_id, concession_type_id): price}
     concession_prices: dict[tuple[str, str], Any] = field(default_factory=dict)
+    concession_types: dict[str, dict] = field(default_factory=dict)
 
 
 def _id(value: Any) -> str | None:
