@@ -20,6 +20,7 @@ import pstats
 import statistics
 import sys
 import time
+from contextlib import contextmanager
 from datetime import date, timedelta
 
 import harness
@@ -37,14 +38,21 @@ def tz(d):
     return d if d is None or d.tzinfo else d.replace(tzinfo=harness.UTC)
 
 
-def run(args, workers: int) -> dict:
+@contextmanager
+def engine_stack(args):
+    """A fresh database, both sandboxes with every limit off, and a wired practice: (stack, practice id,
+    the backfill's start date)."""
     with Stack(db="cliniko_xero_bench_engine", redis_db=11, env=SERVICE_LIMITS_OFF) as stack:
         stack.start_xero(window=60, limits=XERO_LIMITS_OFF)
         stack.start_cliniko(seed=args.seed, patients=args.patients, invoices=args.invoices,
                             calls_per_minute=CLINIKO_CPM)
         practice_id = stack.wire(SLUG)
+        yield stack, practice_id, (date.today() - timedelta(days=400)).isoformat()
+
+
+def run(args, workers: int) -> dict:
+    with engine_stack(args) as (stack, practice_id, since):
         stack.start_workers(workers)
-        since = (date.today() - timedelta(days=400)).isoformat()
         cpu0 = stack.cpu_seconds()
         t0 = time.monotonic()
         stack.flask("sync", "backfill", SLUG, "--since", since)
@@ -85,12 +93,7 @@ def in_process_backfill(args, command) -> tuple[float, str]:
     --wait`: the CLI acting as the worker) under `command(python, flask_args)`; returns (seconds, stdout)."""
     import subprocess
 
-    with Stack(db="cliniko_xero_bench_engine", redis_db=11, env=SERVICE_LIMITS_OFF) as stack:
-        stack.start_xero(window=60, limits=XERO_LIMITS_OFF)
-        stack.start_cliniko(seed=args.seed, patients=args.patients, invoices=args.invoices,
-                            calls_per_minute=CLINIKO_CPM)
-        stack.wire(SLUG)
-        since = (date.today() - timedelta(days=400)).isoformat()
+    with engine_stack(args) as (stack, _practice_id, since):
         t0 = time.monotonic()
         cmd = command(FLASK[0], [*FLASK[1:], "sync", "backfill", SLUG, "--since", since, "--wait", "--timeout",
                                  str(args.timeout)])

@@ -24,10 +24,10 @@ PUSH_TURN = float(os.environ.get("PUSH_TURN_SECONDS", "0.15"))
 
 def push_budget() -> float:
     """The full time budget when nothing else waits for a worker, else one short turn (tenant fairness)."""
-    from jobs.queues import queue
+    from jobs.queues import QUEUE_NAMES, queue
 
-    try:
-        waiting = sum(queue(name).count for name in ("live", "discovery", "backfill"))
+    try:  # housekeeping waiting does not shorten a push
+        waiting = sum(queue(name).count for name in QUEUE_NAMES if name != "maintenance")
     except Exception:  # Redis unreachable: the job itself is about to find out; keep the full budget
         return PUSH_TIME_BUDGET
     return min(PUSH_TURN, PUSH_TIME_BUDGET) if waiting else PUSH_TIME_BUDGET

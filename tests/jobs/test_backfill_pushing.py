@@ -7,10 +7,10 @@ from datetime import date, timedelta
 
 import pytest
 from rq import SimpleWorker
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from jobs import sync as sync_jobs
-from jobs.queues import queue
+from jobs.queues import QUEUE_NAMES, queue
 from tests.support.engine import audit_xero_against_cliniko, invoice_calls, wire_clinic
 from webapp.extensions import db
 from webapp.models import SyncJob
@@ -34,6 +34,9 @@ def in_xero(clinic) -> int:
 def test_each_page_is_pushed_while_discovery_goes_on(clinic, redis_conn, monkeypatch):
     since = date.today() - timedelta(days=400)
     row = backfills.start(clinic.practice, since, None)
+    # Discovery has its own queue, ahead of backfill pushes (workers drain the queues in QUEUE_NAMES order).
+    assert (queue("discovery").job_ids, queue("backfill").count) == ([f"backfill-{row.id}"], 0)
+    assert QUEUE_NAMES.index("discovery") < QUEUE_NAMES.index("backfill")
     queue("discovery").empty()  # this test runs the discovery job itself, below
     after_page: list[tuple[int, int]] = []
     discover = backfills.run
@@ -98,3 +101,26 @@ def test_partial_batches_wait_while_discovery_goes_on_but_live_rows_do_not(clini
         pass
     audit_xero_against_cliniko(clinic)
     assert not [r for r in clinic.rows() if r.status in ("pending", "running", "retrying")]
+
+
+def test_the_planner_statistics_follow_the_table_as_a_backfill_grows(clinic, monkeypatch):
+    """ANALYZE after pages 1, 2, 4, 8, … and at the end: a table filled in one go is otherwise planned as
+    empty until autovacuum's next nap, or for good where autovacuum is off."""
+    row = backfills.start(clinic.practice, date.today() - timedelta(days=400), None)
+    queue("discovery").empty()
+    moments: list[str] = []
+
+    def listen(conn, cursor, statement, *args):
+        if statement.startswith("ANALYZE"):
+            moments.append(statement)
+
+    real_record_page = backfills.record_page
+    monkeypatch.setattr(backfills, "record_page", lambda *a, **k: (moments.append("page"), real_record_page(*a, **k)))
+    event.listen(db.engine, "after_cursor_execute", listen)
+    try:
+        backfills.run(row.id)
+    finally:
+        event.remove(db.engine, "after_cursor_execute", listen)
+    analyze = "ANALYZE (SKIP_LOCKED) sync_jobs"
+    assert moments == ["page", analyze, "page", analyze, "page", analyze], moments  # 3 pages: after 1, 2, end
+

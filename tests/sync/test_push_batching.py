@@ -33,10 +33,10 @@ def clinic(app, web, make_user, make_practice, xero_app, xero_sandbox):
 
 @contextmanager
 def invoice_claims(log: list):
-    """Append to `log` the number of rows of each claim of invoice rows, while in the block."""
+    """Append ("claimed", rows) to `log` for each claim of invoice rows, while in the block."""
     def listen(conn, cursor, statement, parameters, *args):
         if statement.startswith("UPDATE sync_jobs") and "SKIP LOCKED" in statement and "invoice" in str(parameters):
-            log.append(cursor.rowcount)
+            log.append(("claimed", cursor.rowcount))
 
     event.listen(db.engine, "after_cursor_execute", listen)
     try:
@@ -89,7 +89,7 @@ def test_one_claim_fills_a_batch_even_when_some_rows_cannot_be_sent(clinic):
     calls = invoice_calls(clinic)
     assert calls and all(n == BATCH for n in calls[:-1]), calls  # every call full but the last
     # About one claim a batch (here 4 for 4 calls; 7 when each batch was topped up by claims for the few missing).
-    assert len([n for n in claims if n]) <= len(calls) + 1, (claims, calls, len(unsendable))
+    assert len([n for _, n in claims if n]) <= len(calls) + 1, (claims, calls, len(unsendable))
 
 
 @pytest.mark.parametrize("overlap", [True, False])
@@ -98,23 +98,18 @@ def test_the_next_batch_is_prepared_while_xero_answers(clinic, monkeypatch, over
     call, whose answer is recorded after; with it off, each call is recorded before the next claim. Either
     way every invoice is in Xero exactly once."""
     monkeypatch.setitem(current_app.config, "XERO_OVERLAP_CALLS", 1 if overlap else 0)
-    events: list[str] = []
+    events: list[tuple[str, int]] = []
     real_record = push_module.Pusher._sent_invoices
 
     def record(self, items, *args):
-        events.append("recorded")
+        events.append(("recorded", len(items)))
         return real_record(self, items, *args)
 
-    class Claims(list):
-        def append(self, rows: int) -> None:
-            if rows:  # a claim that found nothing left is not part of the order
-                events.append("claimed")
-
     monkeypatch.setattr(push_module.Pusher, "_sent_invoices", record)
-    with invoice_claims(Claims()):
+    with invoice_claims(events):
         push_all(clinic)
     audit_xero_against_cliniko(clinic)
-    order = events
+    order = [what for what, rows in events if rows]  # a claim that found nothing left is not part of the order
     assert order.count("recorded") == len(invoice_calls(clinic)) >= 3
     if overlap:
         # claim 1, claim 2 (while call 1 is out), record 1, claim 3 (while call 2 is out), record 2, …

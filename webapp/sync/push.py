@@ -147,16 +147,23 @@ class Pusher:
         self.claimed.extend(rows)
         return rows
 
-    def release_claimed(self, reason: str, reconcile: bool = False) -> None:
-        """Give back every row still running (shutdown, budget, lost connection)."""
-        for row in self.claimed:
-            db.session.refresh(row)
+    def release_claimed(self, reason: str, reconcile: bool = False, rows: list[SyncJob] | None = None) -> None:
+        """Give back the rows still running and ours, not counted as an attempt: every claimed row (shutdown,
+        budget, lost connection, time up) or only `rows` (held back for a full batch)."""
+        rows = self.claimed if rows is None else rows
+        if rows:
+            # One query: the rows as the database has them now (the reaper may have taken one back meanwhile).
+            with db.session.no_autoflush:
+                db.session.scalars(select(SyncJob).where(SyncJob.id.in_([r.id for r in rows]))
+                                   .execution_options(populate_existing=True)).all()
+        for row in rows:
             if row.status == "running" and row.claimed_by == self.worker:
                 states.release(row, reason)
                 row.attempts = max(row.attempts - 1, 0)  # not a real attempt
                 row.reconcile = row.reconcile or reconcile
         self.commit()
-        self.claimed = []
+        if rows is self.claimed:
+            self.claimed = []
 
     # -- recording ------------------------------------------------------------------------------
     def attempt(self, row: SyncJob, outcome: str, *, batch_id: str, started: float, call: CallRecord | None,
@@ -467,7 +474,7 @@ class Pusher:
             self.call_failed(items, exc, batch_id, started, key)
             return
         self.result.batches += 1
-        duplicates, accepted, parsed = [], [], {}
+        duplicates, accepted = [], []
         for item in items:
             outcome = result.outcomes.get(item.key) or result.outcomes.get(item.row.xero_id or "")
             if outcome is None:
@@ -477,7 +484,6 @@ class Pusher:
                          call=result.call, body=item.payload, error="; ".join(outcome.errors) or None, key=key)
             if outcome.ok:
                 accepted.append((item.row, outcome.xero_id))
-                parsed[item.row.id] = item.invoice
             elif not item.row.xero_id and any(NUMBER_TAKEN in e for e in outcome.errors):
                 duplicates.append(item)
             else:
@@ -487,8 +493,9 @@ class Pusher:
                     "validation_errors": list(outcome.errors)})
         synced = self.synced_many(accepted)
         siblings = followup_rows(self.ctx.practice_id, [r.cliniko_id for r in synced])
+        parsed = {item.row.id: item.invoice for item in items}  # read from the snapshot when prepared
         for row in synced:
-            apply_followups(self.ctx, row, siblings.get(row.cliniko_id, {}), parsed.get(row.id))
+            apply_followups(self.ctx, row, siblings.get(row.cliniko_id, {}), parsed[row.id])
         self.commit()
         if duplicates:
             # "Invoice # must be unique." on a row we believe unsent: adopt it if it is ours.
@@ -643,27 +650,29 @@ class Pusher:
         The call's rows stay claimed (in `self.claimed`) until then, so a shutdown meanwhile gives them back
         flagged for a look-up, like any call whose outcome is unknown."""
         self._settle()
-        if not self.overlap:
-            try:
-                result = call()
-            except ClientError as exc:
-                record(None, exc)
-                return
-            record(result, None)
-            return
-        app = current_app._get_current_object()
         box: dict = {}
 
         def work() -> None:
-            with app.app_context():  # the token look-up reads the connection on its own session
-                try:
-                    box["result"] = call()
-                except BaseException as exc:  # handed to the pushing thread by _settle
-                    box["error"] = exc
+            try:
+                box["result"] = call()
+            except BaseException as exc:  # handed to the pushing thread by _settle
+                box["error"] = exc
 
-        thread = threading.Thread(target=work, name="xero-call", daemon=True)
-        thread.start()
+        if self.overlap:
+            app = current_app._get_current_object()
+
+            def in_app() -> None:
+                with app.app_context():  # the token look-up reads the connection on its own session
+                    work()
+
+            thread = threading.Thread(target=in_app, name="xero-call", daemon=True)
+            thread.start()
+        else:
+            thread = None
+            work()
         self._in_flight = (thread, items, record, box)
+        if thread is None:
+            self._settle()
 
     def _settle(self) -> None:
         """Wait for the call in flight, if any, and record its outcome."""
@@ -671,7 +680,8 @@ class Pusher:
             return
         thread, _items, record, box = self._in_flight
         self._in_flight = None
-        thread.join()
+        if thread is not None:
+            thread.join()
         error = box.get("error")
         if error is not None and not isinstance(error, ClientError):
             raise error  # e.g. the connection became unusable (ConnectionUnavailable): handled by _run
@@ -706,19 +716,12 @@ class Pusher:
             items, self._spare[kind] = items[:self.batch_size], items[self.batch_size:]
         if items and len(items) < self.batch_size and self.full_batches_only and all(
                 item.row.priority > 0 for item in items):  # live rows (priority 0) never wait for a backfill
-            self._give_back(items, HELD_FOR_BATCH)
+            self.release_claimed(HELD_FOR_BATCH, rows=[item.row for item in items])
             self.result.held += len(items)
             return False
         if items:
             send(items)
         return claimed
-
-    def _give_back(self, items: list[Item], reason: str) -> None:
-        """Return claimed, unsent rows to the queue (not counted as an attempt)."""
-        for item in items:
-            states.release(item.row, reason)
-            item.row.attempts = max(item.row.attempts - 1, 0)
-        self.commit()
 
     def run(self, deadline: float) -> PushResult:
         # Claimed rows are ours until we release them: keep them loaded across commits instead of
@@ -889,8 +892,8 @@ def discovering(practice_id: int) -> bool:
     what is left in partial batches)."""
     from webapp.models import Backfill
 
-    return db.session.scalar(select(func.count()).where(
-        Backfill.practice_id == practice_id, Backfill.state == "running")) > 0
+    return bool(db.session.scalar(select(
+        select(Backfill.id).where(Backfill.practice_id == practice_id, Backfill.state == "running").exists())))
 
 
 def _add(total: PushResult, result: PushResult) -> None:

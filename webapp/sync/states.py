@@ -55,11 +55,14 @@ def _move(job: SyncJob, to: str) -> None:
     job.status = to
 
 
+ERROR_FIELDS = ("failure_reason", "suggested_fix", "error_category", "error_detail")
+#: What a row no longer has once Xero accepted it (mark_synced, mark_synced_many).
+CLEARED_WHEN_SYNCED = ("claimed_by", "heartbeat_at", "next_attempt_at", "status_reason", *ERROR_FIELDS)
+
+
 def _clear_error(job: SyncJob) -> None:
-    job.failure_reason = None
-    job.suggested_fix = None
-    job.error_category = None
-    job.error_detail = None
+    for name in ERROR_FIELDS:
+        setattr(job, name, None)
 
 
 def claim(job: SyncJob, worker: str, now: datetime | None = None) -> None:
@@ -95,17 +98,16 @@ def claim_many(candidates: Select, worker: str, now: datetime | None = None) -> 
 
 # One statement for a batch (a statement-level trigger on sync_jobs runs once, not once per row); the text is
 # constant, so it is parsed and planned once per connection. Cleared columns are SQL NULL (error_detail too).
-_SYNCED_MANY = text("""
+_SYNCED_MANY = text(f"""
     UPDATE sync_jobs AS j
     SET status = 'synced', xero_id = coalesce(v.xero_id, j.xero_id), sent_hash = v.sent_hash,
         payload_hash = coalesce(v.payload_hash, j.payload_hash), synced_at = :now, reconcile = false,
-        updated_at = :now, claimed_by = NULL, heartbeat_at = NULL, next_attempt_at = NULL, status_reason = NULL,
-        failure_reason = NULL, suggested_fix = NULL, error_category = NULL, error_detail = NULL
+        updated_at = :now, {", ".join(f"{name} = NULL" for name in CLEARED_WHEN_SYNCED)}
     FROM unnest(CAST(:ids AS integer[]), CAST(:xero_ids AS varchar[]), CAST(:sent AS varchar[]),
                 CAST(:payload AS varchar[])) AS v(id, xero_id, sent_hash, payload_hash)
     WHERE j.id = v.id AND j.status = ANY(CAST(:sources AS varchar[]))
     RETURNING j.id
-""")
+""")  # noqa: S608 (column names of this module only)
 
 
 def mark_synced_many(done: Iterable[tuple], now: datetime | None = None) -> list[SyncJob]:
@@ -128,8 +130,7 @@ def mark_synced_many(done: Iterable[tuple], now: datetime | None = None) -> list
     now = now or utcnow()
     rows = {job.id: (xero_id or job.xero_id, sent_hash or payload_hash or job.payload_hash, payload_hash)
             for job, xero_id, sent_hash, payload_hash in done}
-    cleared = {"claimed_by": None, "heartbeat_at": None, "next_attempt_at": None, "status_reason": None,
-               "failure_reason": None, "suggested_fix": None, "error_category": None, "error_detail": None}
+    cleared = dict.fromkeys(CLEARED_WHEN_SYNCED)
     written = set(db.session.execute(_SYNCED_MANY, {
         "ids": list(rows), "xero_ids": [w[0] for w in rows.values()], "sent": [w[1] for w in rows.values()],
         "payload": [w[2] for w in rows.values()], "now": now, "sources": list(sources_of("synced"))}).scalars())
@@ -156,11 +157,8 @@ def mark_synced(job: SyncJob, xero_id: str | None, now: datetime | None = None) 
     _move(job, "synced")
     job.xero_id = xero_id or job.xero_id
     job.synced_at = now or utcnow()
-    job.claimed_by = None
-    job.heartbeat_at = None
-    job.next_attempt_at = None
-    job.status_reason = None
-    _clear_error(job)
+    for name in CLEARED_WHEN_SYNCED:
+        setattr(job, name, None)
 
 
 def mark_failed(
